@@ -9,6 +9,7 @@ pub mod event;
 pub mod id;
 pub mod plan;
 pub mod reason;
+pub mod run;
 pub mod state;
 pub mod time;
 

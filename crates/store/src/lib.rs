@@ -1,1 +1,135 @@
-//! placeholder
+//! kamachiq's durable state: runs, their deliverables and dependency edges, step attempts and
+//! their output, rollback points, and the event log.
+//!
+//! One implementation serves SQLite (the embedded default) and PostgreSQL (for many machines),
+//! chosen by the database URL at run time through sqlx's `Any` driver. The SQL is written once
+//! in the dialect both accept ([`sql`]); the few differences live in [`dialect`]. Migrations are
+//! forward-only, embedded, and applied when a store opens.
+//!
+//! Writes go through [`Store::apply`]: a batch of [`Change`]s in one transaction, set-based, each
+//! state change committed together with its event. This crate depends on the domain crate only;
+//! it knows nothing of processes, git or HTTP, and never reads the clock (callers pass times in).
+
+mod change;
+mod decode;
+mod dialect;
+mod runs;
+mod sql;
+
+pub use change::{Applied, Change, LeaseKey, Merge, Outcome, Rejected, StepEnd, by_run};
+pub use dialect::Backend;
+pub use runs::{EventFilter, NewRun};
+
+use sqlx::AnyPool;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    #[error("cannot open the database at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot bring the database schema up to date: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("no run `{0}`")]
+    RunNotFound(String),
+    #[error("`{prefix}` matches more than one run ({}); give more of the id", matches.join(", "))]
+    AmbiguousRun {
+        prefix: String,
+        matches: Vec<String>,
+    },
+    #[error("stored data does not fit the model: {0}")]
+    Corrupt(String),
+}
+
+impl From<kamachiq_domain::Error> for Error {
+    fn from(e: kamachiq_domain::Error) -> Self {
+        Self::Corrupt(e.to_string())
+    }
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    sql: std::sync::Arc<sql::Sql>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and applies pending migrations.
+    /// `sqlite://PATH` (the file is created) or `postgres://...`.
+    pub async fn open(url: &str) -> Result<Self, Error> {
+        let backend = Backend::from_url(url)?;
+        let url = match backend {
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_owned(),
+        };
+        let max = match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 8,
+        };
+        let pool = backend.connect(&url, max).await?;
+        Ok(Self {
+            pool,
+            backend,
+            sql: std::sync::Arc::new(sql::Sql::new(backend)),
+        })
+    }
+
+    /// Opens the SQLite database file at `path`.
+    pub async fn open_sqlite(path: &std::path::Path) -> Result<Self, Error> {
+        Self::open(&format!("sqlite://{}", path.display())).await
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection; waits for them to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `url` with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &authority[..colon],
+            &url[scheme_end + 3 + at..]
+        ),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_leave_in_messages() {
+        assert_eq!(
+            redact_url("postgres://kq:s3cret@db.example:5432/kq"),
+            "postgres://kq:***@db.example:5432/kq"
+        );
+        assert_eq!(redact_url("postgres://kq@db/kq"), "postgres://kq@db/kq");
+        assert_eq!(redact_url("sqlite:///tmp/a:b.db"), "sqlite:///tmp/a:b.db");
+        let err = Error::UnsupportedUrl(redact_url("mysql://u:pw@h/db"));
+        assert!(!err.to_string().contains("pw"));
+    }
+}

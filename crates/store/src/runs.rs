@@ -1,0 +1,362 @@
+//! Creating runs, the driver lease, and every read of run state.
+
+use std::collections::HashMap;
+
+use kamachiq_domain::event::NewEvent;
+use kamachiq_domain::plan::Graph;
+use kamachiq_domain::run::{
+    DeliverableStatus, Lease, RollbackPoint, Run, RunSummary, StateCounts, StepAttempt,
+};
+use kamachiq_domain::{
+    DeliverableId, DeliverableState, Event, EventKind, Plan, RunId, TenantId, Timestamp,
+};
+use serde_json::{Value, json};
+use sqlx::Executor;
+
+use crate::decode::{self, count, int, opt_text, opt_time, parsed, text, time};
+use crate::{Error, Store};
+
+/// Everything needed to create a run.
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub id: RunId,
+    pub plan: Plan,
+    /// Absolute path of the target repository, if the run merges into one.
+    pub repo: Option<String>,
+    pub branch: Option<String>,
+    pub concurrency: u32,
+    pub at: Timestamp,
+}
+
+/// Filter for the event log.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub run: Option<RunId>,
+    pub tenant: Option<TenantId>,
+}
+
+impl Store {
+    /// Stores a run, its deliverables and their dependency edges in one transaction, with the
+    /// `run_started` event. Readiness counters start at the number of dependencies.
+    pub async fn create_run(&self, new: &NewRun) -> Result<Event, Error> {
+        let plan_json =
+            serde_json::to_string(&new.plan).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let graph = Graph::new(&new.plan);
+        let deliverables: Vec<Value> = new
+            .plan
+            .deliverables
+            .iter()
+            .enumerate()
+            .map(|(i, d)| json!({"id": d.id, "position": i, "waiting_on": graph.dependencies(i).len()}))
+            .collect();
+        let edges: Vec<Value> = new
+            .plan
+            .deliverables
+            .iter()
+            .flat_map(|d| {
+                d.dependencies
+                    .iter()
+                    .map(move |dep| json!({"dependency": dep, "dependent": d.id}))
+            })
+            .collect();
+
+        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        if let Some(lock) = self.backend.event_order_lock() {
+            tx.execute(lock).await?;
+        }
+        sqlx::query(self.sql.insert_run.sql())
+            .bind(new.id.as_str())
+            .bind(new.plan.tenant.as_str())
+            .bind(new.plan.region.as_str())
+            .bind(new.plan.title.clone())
+            .bind(new.repo.clone())
+            .bind(new.branch.clone())
+            .bind(plan_json)
+            .bind(i64::from(new.concurrency))
+            .bind(new.at.as_millis())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(self.sql.insert_deliverables.sql())
+            .bind(new.id.as_str())
+            .bind(Value::Array(deliverables).to_string())
+            .execute(&mut *tx)
+            .await?;
+        if !edges.is_empty() {
+            sqlx::query(self.sql.insert_edges.sql())
+                .bind(new.id.as_str())
+                .bind(Value::Array(edges).to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let started = NewEvent::run(
+            EventKind::RunStarted,
+            json!({
+                "title": new.plan.title, "deliverables": new.plan.deliverables.len(),
+                "concurrency": new.concurrency, "repo": new.repo, "branch": new.branch,
+                "region": new.plan.region,
+            }),
+        );
+        let mut events = self
+            .insert_run_events(&mut tx, new.at, &new.id, vec![started])
+            .await?;
+        tx.commit().await?;
+        events
+            .pop()
+            .ok_or_else(|| Error::Corrupt("run_started event was not written".into()))
+    }
+
+    pub async fn run(&self, id: &RunId) -> Result<Run, Error> {
+        let row = sqlx::query(self.sql.select_run.sql())
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::RunNotFound(id.to_string()))?;
+        let plan: Plan = serde_json::from_str(&text(&row, "plan")?)
+            .map_err(|e| Error::Corrupt(format!("plan of run {id}: {e}")))?;
+        let driver = match (
+            opt_text(&row, "driver")?,
+            opt_time(&row, "driver_expires_at")?,
+        ) {
+            (Some(owner), Some(expires_at)) => Some(Lease { owner, expires_at }),
+            _ => None,
+        };
+        Ok(Run {
+            id: RunId::parse(text(&row, "id")?)?,
+            tenant: TenantId::parse(text(&row, "tenant")?)?,
+            region: text(&row, "region")?,
+            title: opt_text(&row, "title")?,
+            repo: opt_text(&row, "repo")?,
+            branch: opt_text(&row, "branch")?,
+            state: parsed(&row, "state")?,
+            plan,
+            concurrency: count(&row, "concurrency")?,
+            cancel_requested: int(&row, "cancel_requested")? != 0,
+            driver,
+            created_at: time(&row, "created_at")?,
+            updated_at: time(&row, "updated_at")?,
+            finished_at: opt_time(&row, "finished_at")?,
+        })
+    }
+
+    /// The run a user means by `reference`: an exact id, a unique prefix of one, or `latest`.
+    pub async fn resolve_run(&self, reference: &str) -> Result<RunId, Error> {
+        if reference == "latest" {
+            let row = sqlx::query(self.sql.select_latest_run.sql())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| Error::RunNotFound("latest".into()))?;
+            return Ok(RunId::parse(text(&row, "id")?)?);
+        }
+        if reference.is_empty()
+            || !reference
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(Error::RunNotFound(reference.to_owned()));
+        }
+        let rows = sqlx::query(self.sql.select_run_ids_by_prefix.sql())
+            .bind(format!("{}%", reference.to_ascii_lowercase()))
+            .fetch_all(&self.pool)
+            .await?;
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|r| text(r, "id"))
+            .collect::<Result<_, _>>()?;
+        match ids.as_slice() {
+            [] => Err(Error::RunNotFound(reference.to_owned())),
+            [one] => Ok(RunId::parse(one.clone())?),
+            _ if ids.iter().any(|id| id == reference) => Ok(RunId::parse(reference)?),
+            _ => Err(Error::AmbiguousRun {
+                prefix: reference.to_owned(),
+                matches: ids,
+            }),
+        }
+    }
+
+    /// Runs, newest first, with their deliverables counted by state.
+    pub async fn runs(
+        &self,
+        tenant: Option<&TenantId>,
+        limit: u32,
+    ) -> Result<Vec<RunSummary>, Error> {
+        let rows = sqlx::query(self.sql.select_runs.sql())
+            .bind(tenant.map(|t| t.to_string()))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut runs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            runs.push(RunSummary {
+                id: RunId::parse(text(row, "id")?)?,
+                tenant: TenantId::parse(text(row, "tenant")?)?,
+                title: opt_text(row, "title")?,
+                state: parsed(row, "state")?,
+                created_at: time(row, "created_at")?,
+                finished_at: opt_time(row, "finished_at")?,
+                counts: StateCounts::default(),
+            });
+        }
+        if runs.is_empty() {
+            return Ok(runs);
+        }
+        let ids: Vec<Value> = runs.iter().map(|r| json!({"id": r.id})).collect();
+        let counted = sqlx::query(self.sql.select_counts.sql())
+            .bind(Value::Array(ids).to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts: HashMap<String, StateCounts> = HashMap::new();
+        for row in &counted {
+            let state: DeliverableState = parsed(row, "state")?;
+            counts
+                .entry(text(row, "run_id")?)
+                .or_default()
+                .add(state, count(row, "n")?);
+        }
+        for run in &mut runs {
+            run.counts = counts.remove(run.id.as_str()).unwrap_or_default();
+        }
+        Ok(runs)
+    }
+
+    /// The run's deliverables in plan order.
+    pub async fn deliverables(&self, run: &RunId) -> Result<Vec<DeliverableStatus>, Error> {
+        let rows = sqlx::query(self.sql.select_deliverables.sql())
+            .bind(run.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode::deliverable).collect()
+    }
+
+    /// Step attempts of a run (or of one deliverable), by deliverable, step and attempt.
+    pub async fn step_attempts(
+        &self,
+        run: &RunId,
+        deliverable: Option<&DeliverableId>,
+    ) -> Result<Vec<StepAttempt>, Error> {
+        let rows = sqlx::query(self.sql.select_step_attempts.sql())
+            .bind(run.as_str())
+            .bind(deliverable.map(|d| d.to_string()))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode::step_attempt).collect()
+    }
+
+    /// What one step attempt printed, as kept (`None` if the attempt has not finished).
+    pub async fn step_output(
+        &self,
+        run: &RunId,
+        deliverable: &DeliverableId,
+        step_index: u32,
+        attempt: u32,
+    ) -> Result<Option<String>, Error> {
+        let row = sqlx::query(self.sql.select_step_output.sql())
+            .bind(run.as_str())
+            .bind(deliverable.as_str())
+            .bind(i64::from(step_index))
+            .bind(i64::from(attempt))
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => opt_text(&row, "output"),
+            None => Ok(None),
+        }
+    }
+
+    /// Events after sequence number `after`, oldest first, at most `limit`.
+    pub async fn events_after(
+        &self,
+        after: i64,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<Event>, Error> {
+        let rows = sqlx::query(self.sql.select_events.sql())
+            .bind(after)
+            .bind(filter.run.as_ref().map(|r| r.to_string()))
+            .bind(filter.tenant.as_ref().map(|t| t.to_string()))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode::event).collect()
+    }
+
+    pub async fn rollback_points(&self, run: &RunId) -> Result<Vec<RollbackPoint>, Error> {
+        let rows = sqlx::query(self.sql.select_rollback_points.sql())
+            .bind(run.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RollbackPoint {
+                    id: text(row, "id")?,
+                    run_id: RunId::parse(text(row, "run_id")?)?,
+                    deliverable: DeliverableId::parse(text(row, "deliverable")?)?,
+                    repo: text(row, "repo")?,
+                    branch: text(row, "branch")?,
+                    before_commit: text(row, "before_commit")?,
+                    merge_commit: text(row, "merge_commit")?,
+                    created_at: time(row, "created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Makes `owner` the run's driver until `until`, if nobody drives it or the current driver
+    /// is `replacing` (a driver the caller has judged gone). Returns whether it did.
+    pub async fn acquire_driver(
+        &self,
+        run: &RunId,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+        replacing: Option<&str>,
+    ) -> Result<bool, Error> {
+        let row = sqlx::query(self.sql.acquire_driver.sql())
+            .bind(run.as_str())
+            .bind(owner)
+            .bind(until.as_millis())
+            .bind(now.as_millis())
+            .bind(replacing.map(str::to_owned))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Extends the driver's lease on the run and on every deliverable it holds. Returns false
+    /// when the run's lease is no longer `owner`'s: another driver took over, and this one must
+    /// stop.
+    pub async fn renew_leases(
+        &self,
+        run: &RunId,
+        owner: &str,
+        until: Timestamp,
+    ) -> Result<bool, Error> {
+        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        let held = sqlx::query(self.sql.renew_driver.sql())
+            .bind(run.as_str())
+            .bind(owner)
+            .bind(until.as_millis())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if held {
+            sqlx::query(self.sql.renew_leases.sql())
+                .bind(run.as_str())
+                .bind(owner)
+                .bind(until.as_millis())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(held)
+    }
+
+    /// Gives up driving the run (its deliverables' leases are released separately).
+    pub async fn release_driver(&self, run: &RunId, owner: &str) -> Result<(), Error> {
+        sqlx::query(self.sql.release_driver.sql())
+            .bind(run.as_str())
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

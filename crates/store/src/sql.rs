@@ -1,0 +1,220 @@
+//! Every SQL statement of the store, written once in the dialect both SQLite and PostgreSQL
+//! accept. `json_rows($N)` stands for "the rows of the JSON array bound to `$N`" and is
+//! rewritten per backend by [`crate::dialect::Backend::rewrite`].
+//!
+//! Writes are set-based: one statement handles every change of a kind in a batch, whatever the
+//! batch's size, so a group commit of hundreds of transitions costs a handful of statements.
+//! Every write to a running deliverable is fenced by its attempt number: a driver that lost its
+//! lease can no longer change anything. JSON parameters are always arrays of objects, read with
+//! `value ->> 'field'`, which both backends evaluate alike.
+
+use crate::dialect::{Backend, Stmt};
+
+macro_rules! statements {
+    ($($name:ident = $sql:expr;)*) => {
+        /// The store's statements, rewritten for one backend.
+        #[derive(Clone, Debug)]
+        pub(crate) struct Sql {
+            $(pub $name: Stmt,)*
+        }
+
+        impl Sql {
+            pub(crate) fn new(backend: Backend) -> Self {
+                Self { $($name: Stmt::new(backend, $sql),)* }
+            }
+        }
+    };
+}
+
+statements! {
+    insert_run = "INSERT INTO runs (id, tenant, region, title, repo, branch, state, plan, concurrency, \
+        cancel_requested, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, 'running', $7, $8, 0, $9, $9)";
+
+    insert_deliverables = "INSERT INTO deliverables (run_id, id, position, state, waiting_on) \
+        SELECT $1, value ->> 'id', CAST(value ->> 'position' AS BIGINT), 'pending', \
+        CAST(value ->> 'waiting_on' AS BIGINT) FROM json_rows($2)";
+
+    insert_edges = "INSERT INTO edges (run_id, dependency, dependent) \
+        SELECT $1, value ->> 'dependency', value ->> 'dependent' FROM json_rows($2)";
+
+    insert_events = "INSERT INTO events (run_id, tenant, kind, deliverable, data, at) \
+        SELECT r.id, r.tenant, value ->> 'kind', value ->> 'deliverable', value ->> 'data', \
+        CAST(value ->> 'at' AS BIGINT) \
+        FROM json_rows($1) JOIN runs r ON r.id = value ->> 'run' ORDER BY key \
+        RETURNING seq, run_id, tenant, kind, deliverable, data, at";
+
+    claim = "UPDATE deliverables SET state = 'running', attempt = attempt + 1, \
+        lease_owner = c.c_owner, lease_expires_at = c.c_until, \
+        started_at = COALESCE(started_at, c.c_at), current_step = NULL, \
+        reason = NULL, reason_detail = NULL \
+        FROM (SELECT value ->> 'run' AS c_run, value ->> 'id' AS c_id, value ->> 'owner' AS c_owner, \
+              CAST(value ->> 'until' AS BIGINT) AS c_until, CAST(value ->> 'at' AS BIGINT) AS c_at, \
+              CAST(value ->> 'takeover' AS BIGINT) AS c_takeover FROM json_rows($1)) AS c \
+        WHERE deliverables.run_id = c.c_run AND deliverables.id = c.c_id \
+        AND ((deliverables.state = 'pending' AND deliverables.waiting_on = 0) \
+             OR (deliverables.state = 'running' AND c.c_takeover = 1)) \
+        RETURNING run_id, id, attempt, next_step";
+
+    interrupt_running_steps = "UPDATE step_attempts SET state = 'interrupted', finished_at = $1 \
+        WHERE state = 'running' AND (run_id, deliverable) IN \
+        (SELECT value ->> 'run', value ->> 'id' FROM json_rows($2))";
+
+    cancel_running_steps = "UPDATE step_attempts SET state = 'cancelled', finished_at = $1 \
+        WHERE state = 'running' AND (run_id, deliverable) IN \
+        (SELECT value ->> 'run', value ->> 'id' FROM json_rows($2))";
+
+    fence_step_start = "UPDATE deliverables SET current_step = c.c_step \
+        FROM (SELECT value ->> 'run' AS c_run, value ->> 'id' AS c_id, \
+              CAST(value ->> 'attempt' AS BIGINT) AS c_attempt, value ->> 'step' AS c_step \
+              FROM json_rows($1)) AS c \
+        WHERE deliverables.run_id = c.c_run AND deliverables.id = c.c_id \
+        AND deliverables.attempt = c.c_attempt AND deliverables.state = 'running' \
+        RETURNING run_id, id";
+
+    insert_step_attempts = "INSERT INTO step_attempts (run_id, deliverable, step_index, step, attempt, \
+        deliverable_attempt, state, started_at) \
+        SELECT value ->> 'run', value ->> 'id', CAST(value ->> 'index' AS BIGINT), value ->> 'step', \
+        COALESCE((SELECT MAX(s.attempt) FROM step_attempts s WHERE s.run_id = value ->> 'run' \
+            AND s.deliverable = value ->> 'id' AND s.step_index = CAST(value ->> 'index' AS BIGINT)), 0) + 1, \
+        CAST(value ->> 'attempt' AS BIGINT), 'running', CAST(value ->> 'at' AS BIGINT) \
+        FROM json_rows($1) \
+        RETURNING run_id, deliverable, attempt";
+
+    fence_step_finish = "UPDATE deliverables SET current_step = NULL, next_step = next_step + c.c_advance \
+        FROM (SELECT value ->> 'run' AS c_run, value ->> 'id' AS c_id, \
+              CAST(value ->> 'attempt' AS BIGINT) AS c_attempt, \
+              CAST(value ->> 'advance' AS BIGINT) AS c_advance FROM json_rows($1)) AS c \
+        WHERE deliverables.run_id = c.c_run AND deliverables.id = c.c_id \
+        AND deliverables.attempt = c.c_attempt AND deliverables.state = 'running' \
+        RETURNING run_id, id";
+
+    finish_step_attempts = "UPDATE step_attempts SET state = c.c_state, exit_code = c.c_exit, \
+        reason = c.c_reason, reason_detail = c.c_detail, output = c.c_output, \
+        output_bytes = c.c_bytes, finished_at = c.c_at \
+        FROM (SELECT value ->> 'run' AS c_run, value ->> 'id' AS c_id, \
+              CAST(value ->> 'index' AS BIGINT) AS c_index, CAST(value ->> 'step_attempt' AS BIGINT) AS c_step_attempt, \
+              value ->> 'state' AS c_state, CAST(value ->> 'exit_code' AS BIGINT) AS c_exit, \
+              value ->> 'reason' AS c_reason, value ->> 'detail' AS c_detail, value ->> 'output' AS c_output, \
+              CAST(value ->> 'bytes' AS BIGINT) AS c_bytes, CAST(value ->> 'at' AS BIGINT) AS c_at \
+              FROM json_rows($1)) AS c \
+        WHERE step_attempts.run_id = c.c_run AND step_attempts.deliverable = c.c_id \
+        AND step_attempts.step_index = c.c_index AND step_attempts.attempt = c.c_step_attempt";
+
+    succeed = "UPDATE deliverables SET state = 'succeeded', finished_at = c.c_at, merge_commit = c.c_merge, \
+        lease_owner = NULL, lease_expires_at = NULL, current_step = NULL \
+        FROM (SELECT value ->> 'run' AS c_run, value ->> 'id' AS c_id, \
+              CAST(value ->> 'attempt' AS BIGINT) AS c_attempt, value ->> 'merge' AS c_merge, \
+              CAST(value ->> 'at' AS BIGINT) AS c_at FROM json_rows($1)) AS c \
+        WHERE deliverables.run_id = c.c_run AND deliverables.id = c.c_id \
+        AND deliverables.attempt = c.c_attempt AND deliverables.state = 'running' \
+        RETURNING run_id, id";
+
+    release_dependents = "UPDATE deliverables SET waiting_on = waiting_on - n.c_n \
+        FROM (SELECT e.run_id AS c_run, e.dependent AS c_id, COUNT(*) AS c_n FROM edges e \
+              JOIN (SELECT value ->> 'run' AS s_run, value ->> 'id' AS s_id FROM json_rows($1)) AS s \
+              ON e.run_id = s.s_run AND e.dependency = s.s_id GROUP BY e.run_id, e.dependent) AS n \
+        WHERE deliverables.run_id = n.c_run AND deliverables.id = n.c_id \
+        RETURNING run_id, id, state, waiting_on";
+
+    insert_rollback_points = "INSERT INTO rollback_points (id, run_id, deliverable, repo, branch, \
+        before_commit, merge_commit, created_at) \
+        SELECT value ->> 'id', value ->> 'run', value ->> 'deliverable', value ->> 'repo', value ->> 'branch', \
+        value ->> 'before', value ->> 'merge', CAST(value ->> 'at' AS BIGINT) FROM json_rows($1)";
+
+    end_running = "UPDATE deliverables SET state = c.c_state, reason = c.c_reason, reason_detail = c.c_detail, \
+        finished_at = c.c_at, lease_owner = NULL, lease_expires_at = NULL, current_step = NULL \
+        FROM (SELECT value ->> 'run' AS c_run, value ->> 'id' AS c_id, \
+              CAST(value ->> 'attempt' AS BIGINT) AS c_attempt, value ->> 'state' AS c_state, \
+              value ->> 'reason' AS c_reason, value ->> 'detail' AS c_detail, \
+              CAST(value ->> 'at' AS BIGINT) AS c_at FROM json_rows($1)) AS c \
+        WHERE deliverables.run_id = c.c_run AND deliverables.id = c.c_id \
+        AND deliverables.attempt = c.c_attempt AND deliverables.state = 'running' \
+        RETURNING run_id, id";
+
+    skip_dependents = "WITH RECURSIVE down(run_id, id) AS ( \
+            SELECT run_id, dependent FROM edges WHERE run_id = $1 AND dependency = $2 \
+            UNION \
+            SELECT e.run_id, e.dependent FROM edges e JOIN down d ON e.run_id = d.run_id AND e.dependency = d.id) \
+        UPDATE deliverables SET state = 'skipped', reason = 'dependency_failed', reason_detail = $3, \
+        finished_at = $4 \
+        WHERE run_id = $1 AND state IN ('pending', 'blocked') AND id IN (SELECT id FROM down) \
+        RETURNING id";
+
+    release = "UPDATE deliverables SET lease_owner = NULL, lease_expires_at = NULL, current_step = NULL \
+        FROM (SELECT value ->> 'run' AS c_run, value ->> 'id' AS c_id, \
+              CAST(value ->> 'attempt' AS BIGINT) AS c_attempt FROM json_rows($1)) AS c \
+        WHERE deliverables.run_id = c.c_run AND deliverables.id = c.c_id \
+        AND deliverables.attempt = c.c_attempt AND deliverables.state = 'running' \
+        RETURNING run_id, id";
+
+    cancel_waiting = "UPDATE deliverables SET state = 'cancelled', reason = 'cancelled', reason_detail = $2, \
+        finished_at = $3 WHERE run_id = $1 AND state IN ('pending', 'blocked') RETURNING id";
+
+    cancel_orphans = "UPDATE deliverables SET state = 'cancelled', reason = 'cancelled', reason_detail = $2, \
+        finished_at = $3, lease_owner = NULL, lease_expires_at = NULL, current_step = NULL \
+        WHERE run_id = $1 AND state = 'running' RETURNING id";
+
+    cancel_orphan_steps = "UPDATE step_attempts SET state = 'cancelled', finished_at = $2 \
+        WHERE run_id = $1 AND state = 'running'";
+
+    request_cancel = "UPDATE runs SET cancel_requested = 1, updated_at = $2 \
+        WHERE id = $1 AND state = 'running' AND cancel_requested = 0 RETURNING id";
+
+    finish_run = "UPDATE runs SET state = $2, finished_at = $3, updated_at = $3, driver = NULL, \
+        driver_expires_at = NULL WHERE id = $1 AND state = 'running' RETURNING id";
+
+    reopen_run = "UPDATE runs SET state = 'running', cancel_requested = 0, finished_at = NULL, updated_at = $2 \
+        WHERE id = $1 RETURNING id";
+
+    reopen_deliverables = "UPDATE deliverables SET state = 'pending', reason = NULL, reason_detail = NULL, \
+        finished_at = NULL WHERE run_id = $1 AND state IN (SELECT value ->> 'state' FROM json_rows($2)) \
+        RETURNING id";
+
+    recount_waiting = "UPDATE deliverables SET waiting_on = (SELECT COUNT(*) FROM edges e \
+            JOIN deliverables dep ON dep.run_id = e.run_id AND dep.id = e.dependency \
+            WHERE e.run_id = deliverables.run_id AND e.dependent = deliverables.id AND dep.state <> 'succeeded') \
+        WHERE run_id = $1 AND state = 'pending'";
+
+    acquire_driver = "UPDATE runs SET driver = $2, driver_expires_at = $3, updated_at = $4 \
+        WHERE id = $1 AND state = 'running' AND (driver IS NULL OR driver = $5) RETURNING id";
+
+    renew_driver = "UPDATE runs SET driver_expires_at = $3 WHERE id = $1 AND driver = $2 RETURNING id";
+
+    renew_leases = "UPDATE deliverables SET lease_expires_at = $3 \
+        WHERE run_id = $1 AND lease_owner = $2 AND state = 'running'";
+
+    release_driver = "UPDATE runs SET driver = NULL, driver_expires_at = NULL WHERE id = $1 AND driver = $2";
+
+    select_run = "SELECT id, tenant, region, title, repo, branch, state, plan, concurrency, cancel_requested, \
+        driver, driver_expires_at, created_at, updated_at, finished_at FROM runs WHERE id = $1";
+
+    select_run_ids_by_prefix = "SELECT id FROM runs WHERE id LIKE $1 ORDER BY id LIMIT 2";
+
+    select_latest_run = "SELECT id FROM runs ORDER BY created_at DESC, id DESC LIMIT 1";
+
+    select_runs = "SELECT id, tenant, title, state, created_at, finished_at FROM runs \
+        WHERE ($1 IS NULL OR tenant = $1) ORDER BY created_at DESC, id DESC LIMIT $2";
+
+    select_counts = "SELECT run_id, state, COUNT(*) AS n FROM deliverables \
+        WHERE run_id IN (SELECT value ->> 'id' FROM json_rows($1)) GROUP BY run_id, state";
+
+    select_deliverables = "SELECT run_id, id, position, state, waiting_on, attempt, next_step, current_step, \
+        lease_owner, lease_expires_at, reason, reason_detail, merge_commit, started_at, finished_at \
+        FROM deliverables WHERE run_id = $1 ORDER BY position";
+
+    select_step_attempts = "SELECT deliverable, step_index, step, attempt, state, exit_code, reason, \
+        reason_detail, output_bytes, started_at, finished_at FROM step_attempts \
+        WHERE run_id = $1 AND ($2 IS NULL OR deliverable = $2) \
+        ORDER BY deliverable, step_index, attempt";
+
+    select_step_output = "SELECT output FROM step_attempts \
+        WHERE run_id = $1 AND deliverable = $2 AND step_index = $3 AND attempt = $4";
+
+    select_events = "SELECT seq, run_id, tenant, kind, deliverable, data, at FROM events \
+        WHERE seq > $1 AND ($2 IS NULL OR run_id = $2) AND ($3 IS NULL OR tenant = $3) \
+        ORDER BY seq LIMIT $4";
+
+    select_rollback_points = "SELECT id, run_id, deliverable, repo, branch, before_commit, merge_commit, \
+        created_at FROM rollback_points WHERE run_id = $1 ORDER BY created_at, id";
+}
