@@ -1,1 +1,88 @@
-//! placeholder
+//! kamachiq's engine: it drives runs. For each run it holds a lease (so one driver at a time),
+//! starts every deliverable whose dependencies are done, up to the run's concurrency, runs its
+//! steps in the deliverable's git worktree with retries and timeouts, merges its branch into the
+//! target branch one merge at a time, and records every transition through a group-commit writer.
+//!
+//! Everything the engine does is durable before it is acted on: a claim is committed before a
+//! step starts, a step's changes are committed to its branch before its success is recorded,
+//! and a merge is found again (not repeated) if the process dies before recording it. A driver
+//! that dies is replaced by the next one: expired or dead leases are taken over, interrupted
+//! steps re-run, finished ones do not.
+//!
+//! Depends on the domain and store crates; knows nothing of HTTP or the CLI. Time comes from an
+//! injected [`Clock`], processes from an injected [`Runner`], and tests can stop the engine at
+//! named [`probe::Point`]s.
+
+mod clock;
+mod committer;
+mod drive;
+mod engine;
+mod git;
+mod owner;
+pub mod probe;
+mod runner;
+mod workspace;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use committer::{Committed, Committer};
+pub use engine::{CancelOutcome, Engine, EngineOptions, Ending, Parts};
+pub use git::Identity;
+pub use owner::Owner;
+pub use runner::{
+    read_capped, reap_orphans, BoxFuture, Exit, NoopRunner, ProcessRunner, Runner, StepOutcome,
+    StepSpec,
+};
+pub use workspace::{MergeOutcome, Target};
+
+use kamachiq_domain::{RunId, RunState, Timestamp};
+
+/// Errors of the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(Arc<kamachiq_store::Error>),
+    #[error("git {command} failed in {dir} (exit {status:?}): {stderr}")]
+    Git {
+        dir: PathBuf,
+        command: String,
+        status: Option<i32>,
+        stderr: String,
+    },
+    #[error("cannot run git: {0}")]
+    GitUnavailable(String),
+    #[error("kamachiq needs git 2.38 or newer for merges that never touch a checkout; found {found}")]
+    GitTooOld { found: String },
+    #[error("{} is not a git repository: {detail}", path.display())]
+    NotARepository { path: PathBuf, detail: String },
+    #[error("{} has a detached HEAD; name the target branch (`branch:` in the plan, or --branch)", repo.display())]
+    DetachedHead { repo: PathBuf },
+    #[error("branch `{branch}` does not exist in {} (or has no commits yet)", repo.display())]
+    NoSuchBranch { repo: PathBuf, branch: String },
+    #[error("branch `{branch}` kept moving while kamachiq tried to merge into it; try again")]
+    TargetKeepsMoving { branch: String },
+    #[error("{0}")]
+    Io(String),
+    #[error("run {run} is being driven by {owner} (lease until {expires_at}); it continues there")]
+    RunBusy {
+        run: RunId,
+        owner: String,
+        expires_at: Timestamp,
+    },
+    #[error("run {run} has already {state}")]
+    RunFinished { run: RunId, state: RunState },
+    #[error("run {run} was taken over by another driver; this one stopped")]
+    LostLease { run: RunId },
+    #[error("the engine is shutting down")]
+    EngineStopped,
+    #[error("stopped at a probe point")]
+    Crashed,
+}
+
+impl From<kamachiq_store::Error> for Error {
+    fn from(e: kamachiq_store::Error) -> Self {
+        Self::Store(Arc::new(e))
+    }
+}

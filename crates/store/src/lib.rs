@@ -18,7 +18,7 @@ mod sql;
 
 pub use change::{Applied, Change, LeaseKey, Merge, Outcome, Rejected, StepEnd, by_run};
 pub use dialect::Backend;
-pub use runs::{EventFilter, NewRun};
+pub use runs::{EventFilter, NewRun, RunControl};
 
 use sqlx::AnyPool;
 
@@ -46,6 +46,26 @@ pub enum Error {
     },
     #[error("stored data does not fit the model: {0}")]
     Corrupt(String),
+}
+
+impl Error {
+    /// Whether retrying may succeed: the database was unreachable, busy or restarting, as
+    /// opposed to a statement or the data being wrong.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Connect { .. } => true,
+            Self::Database(db) => {
+                matches!(
+                    db,
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::WorkerCrashed
+                ) || db.to_string().contains("database is locked")
+            }
+            _ => false,
+        }
+    }
 }
 
 impl From<kamachiq_domain::Error> for Error {

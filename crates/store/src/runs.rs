@@ -28,6 +28,14 @@ pub struct NewRun {
     pub at: Timestamp,
 }
 
+/// The few fields a run's driver polls while it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunControl {
+    pub state: kamachiq_domain::RunState,
+    pub cancel_requested: bool,
+    pub driver: Option<Lease>,
+}
+
 /// Filter for the event log.
 #[derive(Clone, Debug, Default)]
 pub struct EventFilter {
@@ -135,6 +143,24 @@ impl Store {
             created_at: time(&row, "created_at")?,
             updated_at: time(&row, "updated_at")?,
             finished_at: opt_time(&row, "finished_at")?,
+        })
+    }
+
+    /// State, cancel flag and driver of a run: a cheap read for polling.
+    pub async fn run_control(&self, id: &RunId) -> Result<RunControl, Error> {
+        let row = sqlx::query(self.sql.select_run_control.sql())
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::RunNotFound(id.to_string()))?;
+        let driver = match (opt_text(&row, "driver")?, opt_time(&row, "driver_expires_at")?) {
+            (Some(owner), Some(expires_at)) => Some(Lease { owner, expires_at }),
+            _ => None,
+        };
+        Ok(RunControl {
+            state: parsed(&row, "state")?,
+            cancel_requested: int(&row, "cancel_requested")? != 0,
+            driver,
         })
     }
 

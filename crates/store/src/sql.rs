@@ -189,6 +189,8 @@ statements! {
     select_run = "SELECT id, tenant, region, title, repo, branch, state, plan, concurrency, cancel_requested, \
         driver, driver_expires_at, created_at, updated_at, finished_at FROM runs WHERE id = $1";
 
+    select_run_control = "SELECT state, cancel_requested, driver, driver_expires_at FROM runs WHERE id = $1";
+
     select_run_ids_by_prefix = "SELECT id FROM runs WHERE id LIKE $1 ORDER BY id LIMIT 2";
 
     select_latest_run = "SELECT id FROM runs ORDER BY created_at DESC, id DESC LIMIT 1";

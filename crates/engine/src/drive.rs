@@ -1,0 +1,609 @@
+//! Driving a run: the scheduling loop and the life of one deliverable.
+//!
+//! The loop holds the run's lease, keeps up to `concurrency` deliverable tasks running, starts
+//! the ones that become ready as their dependencies succeed (the store says which, from the
+//! counters it decrements in the same transaction), renews its leases, and watches for a cancel
+//! requested from elsewhere. Each task claims its deliverable, prepares its worktree, runs the
+//! remaining steps with retries, merges, and records the result.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use kamachiq_domain::plan::{Deliverable, Step};
+use kamachiq_domain::run::{Run, StepState};
+use kamachiq_domain::{DeliverableId, DeliverableState, Reason, ReasonCode, RunId, RunState};
+use kamachiq_store::{Applied, Change, LeaseKey, Merge, Rejected, StepEnd};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::committer::Committed;
+use crate::engine::{Engine, Ending};
+use crate::probe::{Action, Point};
+use crate::runner::{reap_orphans, Exit, StepOutcome, StepSpec};
+use crate::workspace::{GitWorkspaces, MergeOutcome, Target, Workspaces};
+use crate::Error;
+
+/// Why a driver is stopping its tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// The run was cancelled: running deliverables end `cancelled`.
+    Cancel,
+    /// The driver is going away (shutdown, lost lease, store failure): running deliverables
+    /// are handed back unfinished, for the next driver.
+    Release,
+}
+
+/// How a deliverable task ended.
+#[derive(Debug)]
+enum TaskEnd {
+    Succeeded { ready: Vec<DeliverableId> },
+    Failed,
+    Cancelled,
+    Released,
+    /// Somebody else holds it (a claim or write was rejected).
+    NotHeld,
+    Crashed,
+    Error(Error),
+}
+
+pub(crate) async fn drive(engine: Engine, run_id: RunId, stop: CancellationToken) -> Result<Ending, Error> {
+    let inner = &engine.inner;
+    let run = inner.store.run(&run_id).await?;
+    if run.state.is_terminal() {
+        return Err(Error::RunFinished {
+            run: run_id,
+            state: run.state,
+        });
+    }
+    let deliverables = inner.store.deliverables(&run_id).await?;
+    acquire(&engine, &run, deliverables.iter().any(|d| d.attempt > 0)).await?;
+
+    let workspaces = workspaces_for(&engine, &run);
+    let plan = Arc::new(run.plan.clone());
+    let mut ready: VecDeque<(DeliverableId, bool)> = VecDeque::new();
+    for d in &deliverables {
+        match d.state {
+            // Left running by a driver that is gone: take it over first.
+            DeliverableState::Running => ready.push_front((d.id.clone(), true)),
+            DeliverableState::Pending if d.waiting_on == 0 => ready.push_back((d.id.clone(), false)),
+            _ => {}
+        }
+    }
+
+    let shared = Arc::new(Shared {
+        engine: engine.clone(),
+        run: run.clone(),
+        workspaces,
+        stop: CancellationToken::new(),
+        why: OnceLock::new(),
+    });
+    let mut tasks: JoinSet<TaskEnd> = JoinSet::new();
+    let mut tick = tokio::time::interval(inner.options.watch_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_renewal = tokio::time::Instant::now();
+    let mut failure: Option<Error> = None;
+    let concurrency = usize::try_from(run.concurrency.max(1)).unwrap_or(1);
+
+    loop {
+        if !shared.stop.is_cancelled() {
+            while tasks.len() < concurrency {
+                let Some((id, takeover)) = ready.pop_front() else { break };
+                let Some(deliverable) = plan.deliverable(id.as_str()).cloned() else { continue };
+                tasks.spawn(execute(shared.clone(), deliverable, takeover));
+            }
+        }
+        if tasks.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                Some(Ok(TaskEnd::Succeeded { ready: next })) => {
+                    ready.extend(next.into_iter().map(|id| (id, false)));
+                }
+                Some(Ok(TaskEnd::Crashed)) => {
+                    tasks.abort_all();
+                    return Err(Error::Crashed);
+                }
+                Some(Ok(TaskEnd::NotHeld)) => {
+                    failure.get_or_insert(Error::LostLease { run: run_id.clone() });
+                    shared.stop_all(Stop::Release);
+                }
+                Some(Ok(TaskEnd::Error(e))) => {
+                    tracing::error!(run = %run_id, error = %e, "deliverable task failed");
+                    failure.get_or_insert(e);
+                    shared.stop_all(Stop::Release);
+                }
+                Some(Ok(TaskEnd::Failed | TaskEnd::Cancelled | TaskEnd::Released)) | None => {}
+                Some(Err(join)) => {
+                    failure.get_or_insert(Error::Io(format!("a deliverable task died: {join}")));
+                    shared.stop_all(Stop::Release);
+                }
+            },
+            _ = tick.tick() => {
+                match watch(&engine, &run_id, &mut last_renewal).await {
+                    Ok(Watch::Continue) => {}
+                    Ok(Watch::Cancelled) => shared.stop_all(Stop::Cancel),
+                    Ok(Watch::LostLease) => {
+                        failure.get_or_insert(Error::LostLease { run: run_id.clone() });
+                        shared.stop_all(Stop::Release);
+                    }
+                    Err(e) => tracing::warn!(run = %run_id, error = %e, "cannot check the run; retrying"),
+                }
+            },
+            () = stop.cancelled(), if !shared.stop.is_cancelled() => shared.stop_all(Stop::Release),
+        }
+    }
+
+    if let Some(e) = failure {
+        let _ = inner.store.release_driver(&run_id, &inner.owner.to_string()).await;
+        return Err(e);
+    }
+    match shared.why.get() {
+        Some(Stop::Release) => {
+            inner.store.release_driver(&run_id, &inner.owner.to_string()).await?;
+            Ok(Ending::Interrupted)
+        }
+        Some(Stop::Cancel) => {
+            inner.committer.commit(Change::CancelWaiting { run: run_id.clone() }).await?;
+            settle(&engine, &run_id).await
+        }
+        None => settle(&engine, &run_id).await,
+    }
+}
+
+/// Records how the run ended, from its deliverables' states.
+pub(crate) async fn settle(engine: &Engine, run_id: &RunId) -> Result<Ending, Error> {
+    let inner = &engine.inner;
+    let control = inner.store.run_control(run_id).await?;
+    let states = inner.store.deliverables(run_id).await?.into_iter().map(|d| d.state);
+    match RunState::settle(states, control.cancel_requested) {
+        Some(state) => {
+            inner
+                .committer
+                .commit(Change::FinishRun { run: run_id.clone(), state })
+                .await?;
+            Ok(Ending::Finished(state))
+        }
+        // Work is waiting on something outside this driver (held back for review): the run
+        // stays open, and the lease is given up for whoever continues it.
+        None => {
+            inner.store.release_driver(run_id, &inner.owner.to_string()).await?;
+            Ok(Ending::Interrupted)
+        }
+    }
+}
+
+/// Takes the run's lease, from a previous driver if that one is gone.
+async fn acquire(engine: &Engine, run: &Run, driven_before: bool) -> Result<(), Error> {
+    let inner = &engine.inner;
+    let me = inner.owner.to_string();
+    let now = inner.clock.now();
+    let replacing = match &run.driver {
+        Some(lease) if lease.owner != me && engine.driver_alive(lease) => {
+            return Err(Error::RunBusy {
+                run: run.id.clone(),
+                owner: lease.owner.clone(),
+                expires_at: lease.expires_at,
+            });
+        }
+        Some(lease) => Some(lease.owner.as_str()),
+        None => None,
+    };
+    if !inner
+        .store
+        .acquire_driver(&run.id, &me, now.plus(inner.options.lease_ttl), now, replacing)
+        .await?
+    {
+        let control = inner.store.run_control(&run.id).await?;
+        let lease = control.driver.unwrap_or(kamachiq_domain::run::Lease {
+            owner: "another driver".into(),
+            expires_at: now,
+        });
+        return Err(Error::RunBusy {
+            run: run.id.clone(),
+            owner: lease.owner,
+            expires_at: lease.expires_at,
+        });
+    }
+    if driven_before || run.driver.is_some() {
+        inner
+            .committer
+            .commit(Change::Resumed { run: run.id.clone(), driver: me })
+            .await?;
+    }
+    Ok(())
+}
+
+enum Watch {
+    Continue,
+    Cancelled,
+    LostLease,
+}
+
+/// One look at the run from the outside: renew the leases when due, and see whether someone
+/// asked for a cancel.
+async fn watch(engine: &Engine, run: &RunId, last_renewal: &mut tokio::time::Instant) -> Result<Watch, Error> {
+    let inner = &engine.inner;
+    if last_renewal.elapsed() >= inner.options.heartbeat {
+        let until = inner.clock.now().plus(inner.options.lease_ttl);
+        if !inner.store.renew_leases(run, &inner.owner.to_string(), until).await? {
+            return Ok(Watch::LostLease);
+        }
+        *last_renewal = tokio::time::Instant::now();
+    }
+    let control = inner.store.run_control(run).await?;
+    Ok(if control.cancel_requested {
+        Watch::Cancelled
+    } else {
+        Watch::Continue
+    })
+}
+
+fn workspaces_for(engine: &Engine, run: &Run) -> Workspaces {
+    let home = &engine.inner.options.home;
+    match (&run.repo, &run.branch) {
+        (Some(repo), Some(branch)) => Workspaces::Git(GitWorkspaces::new(
+            Target {
+                repo: PathBuf::from(repo),
+                branch: branch.clone(),
+            },
+            run.id.clone(),
+            home.join("worktrees").join(run.id.as_str()),
+            engine.inner.options.identity.clone(),
+            &engine.inner.merge_locks,
+        )),
+        _ => Workspaces::Scratch(home.join("scratch").join(run.id.as_str())),
+    }
+}
+
+/// What the tasks of one drive share.
+struct Shared {
+    engine: Engine,
+    run: Run,
+    workspaces: Workspaces,
+    /// Fires when the driver stops its tasks; `why` says why.
+    stop: CancellationToken,
+    why: OnceLock<Stop>,
+}
+
+impl Shared {
+    fn stop_all(&self, why: Stop) {
+        let _ = self.why.set(why);
+        self.stop.cancel();
+    }
+
+    fn stopping(&self) -> Option<Stop> {
+        self.stop.is_cancelled().then(|| self.why.get().copied().unwrap_or(Stop::Release))
+    }
+
+    async fn commit(&self, change: Change) -> Result<Committed, Error> {
+        self.engine.inner.committer.commit(change).await
+    }
+
+    fn probe(&self, deliverable: &DeliverableId, point: Point) -> Action {
+        self.engine.inner.probe.at(deliverable, &point)
+    }
+}
+
+/// The life of one deliverable, from claim to merge.
+async fn execute(shared: Arc<Shared>, deliverable: Deliverable, takeover: bool) -> TaskEnd {
+    match run_deliverable(&shared, &deliverable, takeover).await {
+        Ok(end) => end,
+        Err(e) => TaskEnd::Error(e),
+    }
+}
+
+async fn run_deliverable(shared: &Shared, deliverable: &Deliverable, takeover: bool) -> Result<TaskEnd, Error> {
+    let inner = &shared.engine.inner;
+    let id = &deliverable.id;
+    let run = &shared.run.id;
+    if takeover {
+        let reaped = reap_orphans(run.as_str(), Some(id.as_str()));
+        if reaped > 0 {
+            tracing::info!(run = %run, deliverable = %id, reaped, "killed steps left by a previous driver");
+        }
+    }
+    let claim = shared
+        .commit(Change::Claim {
+            run: run.clone(),
+            deliverable: id.clone(),
+            owner: inner.owner.to_string(),
+            lease_until: inner.clock.now().plus(inner.options.lease_ttl),
+            takeover,
+        })
+        .await?;
+    let Ok(Applied::Claimed { attempt, next_step }) = claim.result else {
+        return Ok(TaskEnd::NotHeld);
+    };
+    let lease = LeaseKey {
+        run: run.clone(),
+        deliverable: id.clone(),
+        attempt,
+    };
+    if shared.probe(id, Point::Claimed) == Action::Crash {
+        return Ok(TaskEnd::Crashed);
+    }
+
+    let worktree = match shared.workspaces.prepare(id).await {
+        Ok(path) => path,
+        Err(e) => {
+            let reason = Reason::new(ReasonCode::WorkspaceError, format!("cannot prepare the worktree: {e}"));
+            return fail(shared, lease, reason).await;
+        }
+    };
+
+    let first = usize::try_from(next_step).unwrap_or(usize::MAX);
+    for (index, step) in deliverable.steps.iter().enumerate().skip(first) {
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        match run_step(shared, &lease, &worktree, index, step).await? {
+            StepResult::Passed => {}
+            StepResult::Failed(reason) => return fail(shared, lease, reason).await,
+            StepResult::Stopped => return hand_back(shared, lease).await,
+            StepResult::NotHeld => return Ok(TaskEnd::NotHeld),
+            StepResult::Crashed => return Ok(TaskEnd::Crashed),
+        }
+    }
+
+    if shared.stopping().is_some() {
+        return hand_back(shared, lease).await;
+    }
+    if shared.probe(id, Point::BeforeMerge) == Action::Crash {
+        return Ok(TaskEnd::Crashed);
+    }
+    let merge = match shared.workspaces.merge(id).await {
+        Ok(MergeOutcome::Merged { before, commit }) => Some(Merge {
+            rollback_id: format!("rb-{}", ulid::Ulid::generate().to_string().to_lowercase()),
+            repo: shared.run.repo.clone().unwrap_or_default(),
+            branch: shared.run.branch.clone().unwrap_or_default(),
+            before,
+            commit,
+        }),
+        Ok(MergeOutcome::NothingToMerge) => None,
+        Ok(MergeOutcome::Conflict { files }) => {
+            let branch = shared.workspaces.branch_of(id).unwrap_or_default();
+            let reason = Reason::new(
+                ReasonCode::MergeConflict,
+                format!(
+                    "branch {branch} conflicts with {} in {}; the branch is kept for inspection",
+                    shared.run.branch.as_deref().unwrap_or("the target"),
+                    if files.is_empty() { "some files".to_owned() } else { files.join(", ") }
+                ),
+            );
+            return fail(shared, lease, reason).await;
+        }
+        Ok(MergeOutcome::TargetDirty { checkout, detail }) => {
+            let reason = Reason::new(
+                ReasonCode::TargetCheckoutDirty,
+                format!(
+                    "the target branch is checked out in {} with local changes the merge would overwrite; \
+                     commit or stash them, then `kamachiq resume {run} --retry-failed` ({detail})",
+                    checkout.display()
+                ),
+            );
+            return fail(shared, lease, reason).await;
+        }
+        Err(e) => {
+            let reason = Reason::new(ReasonCode::WorkspaceError, format!("cannot merge: {e}"));
+            return fail(shared, lease, reason).await;
+        }
+    };
+    if shared.probe(id, Point::AfterMerge) == Action::Crash {
+        return Ok(TaskEnd::Crashed);
+    }
+    let done = shared.commit(Change::Succeeded { lease, merge }).await?;
+    if done.result.is_err() {
+        return Ok(TaskEnd::NotHeld);
+    }
+    if let Err(e) = shared.workspaces.remove(id).await {
+        tracing::warn!(run = %run, deliverable = %id, error = %e, "cannot remove the finished worktree");
+    }
+    Ok(TaskEnd::Succeeded { ready: done.ready })
+}
+
+async fn fail(shared: &Shared, lease: LeaseKey, reason: Reason) -> Result<TaskEnd, Error> {
+    let committed = shared.commit(Change::Failed { lease, reason }).await?;
+    Ok(match committed.result {
+        Ok(_) => TaskEnd::Failed,
+        Err(Rejected::NotApplicable) => TaskEnd::NotHeld,
+    })
+}
+
+/// Ends a task that was told to stop: cancelled, or handed back to the next driver.
+async fn hand_back(shared: &Shared, lease: LeaseKey) -> Result<TaskEnd, Error> {
+    let (change, end) = match shared.stopping() {
+        Some(Stop::Cancel) => (Change::Cancelled { lease }, TaskEnd::Cancelled),
+        _ => (Change::Released { lease }, TaskEnd::Released),
+    };
+    let committed = shared.commit(change).await?;
+    Ok(if committed.result.is_ok() { end } else { TaskEnd::NotHeld })
+}
+
+enum StepResult {
+    Passed,
+    Failed(Reason),
+    Stopped,
+    NotHeld,
+    Crashed,
+}
+
+/// Runs one step to success or to its last retry.
+async fn run_step(
+    shared: &Shared,
+    lease: &LeaseKey,
+    worktree: &Path,
+    index: u32,
+    step: &Step,
+) -> Result<StepResult, Error> {
+    let inner = &shared.engine.inner;
+    let id = &lease.deliverable;
+    let mut failures: u32 = 0;
+    loop {
+        if shared.stopping().is_some() {
+            return Ok(StepResult::Stopped);
+        }
+        let started = shared
+            .commit(Change::StepStarted {
+                lease: lease.clone(),
+                index,
+                step: step.name.clone(),
+            })
+            .await?;
+        let Ok(Applied::StepStarted { step_attempt }) = started.result else {
+            return Ok(StepResult::NotHeld);
+        };
+        if failures > 0
+            && let Err(e) = shared.workspaces.reset(worktree).await
+        {
+            return Ok(StepResult::Failed(Reason::new(
+                ReasonCode::WorkspaceError,
+                format!("cannot reset the worktree before a retry: {e}"),
+            )));
+        }
+        if shared.probe(id, Point::StepStarting { index }) == Action::Crash {
+            return Ok(StepResult::Crashed);
+        }
+
+        let log = inner
+            .options
+            .home
+            .join("logs")
+            .join(lease.run.as_str())
+            .join(id.as_str())
+            .join(format!("{index}-{}.{step_attempt}.log", step.name));
+        let spec = StepSpec {
+            argv: step.run.argv(),
+            env: step_env(shared, lease, step, step_attempt, worktree),
+            cwd: match &step.workdir {
+                Some(dir) => worktree.join(dir),
+                None => worktree.to_path_buf(),
+            },
+            timeout: step.timeout,
+            log: log.clone(),
+        };
+        let began = Instant::now();
+        let mut outcome = inner.runner.run(spec, shared.stop.clone()).await;
+        let duration = began.elapsed();
+        if outcome.exit == Exit::Stopped {
+            return Ok(StepResult::Stopped);
+        }
+        let mut reason = failure_reason(&outcome, step);
+        if reason.is_none()
+            && let Err(e) = shared.workspaces.commit_step(worktree, id, step.name.as_str()).await
+        {
+            let detail = format!("cannot commit the step's changes: {e}");
+            outcome.output.push_str(&format!("\n[kamachiq] {detail}\n"));
+            reason = Some(Reason::new(ReasonCode::WorkspaceError, detail));
+        }
+        if shared.probe(id, Point::StepEnded { index }) == Action::Crash {
+            return Ok(StepResult::Crashed);
+        }
+        let passed = reason.is_none();
+        let finished = shared
+            .commit(Change::StepFinished(Box::new(StepEnd {
+                lease: lease.clone(),
+                index,
+                step: step.name.clone(),
+                step_attempt,
+                state: if passed { StepState::Succeeded } else { StepState::Failed },
+                exit_code: match outcome.exit {
+                    Exit::Code(code) => Some(code),
+                    _ => None,
+                },
+                reason: reason.clone(),
+                output: outcome.output,
+                output_bytes: outcome.output_bytes,
+                duration,
+                advance: passed,
+            })))
+            .await?;
+        if finished.result.is_err() {
+            return Ok(StepResult::NotHeld);
+        }
+        // The output is in the store now; the spool file is no longer needed.
+        let _ = tokio::fs::remove_file(&log).await;
+        let Some(reason) = reason else {
+            return Ok(StepResult::Passed);
+        };
+        failures += 1;
+        if failures > step.retries {
+            let detail = if failures > 1 {
+                format!("{} (after {failures} attempts)", reason.detail)
+            } else {
+                reason.detail
+            };
+            return Ok(StepResult::Failed(Reason::new(reason.code, detail)));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(step.backoff_before(failures)) => {}
+            () = shared.stop.cancelled() => return Ok(StepResult::Stopped),
+        }
+    }
+}
+
+/// Why an outcome is a failure, or `None` for success.
+fn failure_reason(outcome: &StepOutcome, step: &Step) -> Option<Reason> {
+    let name = &step.name;
+    match &outcome.exit {
+        Exit::Code(0) => None,
+        Exit::Code(code) => Some(Reason::new(
+            ReasonCode::StepFailed,
+            format!("step `{name}` exited with status {code}"),
+        )),
+        Exit::Signal(signal) => Some(Reason::new(
+            ReasonCode::StepFailed,
+            format!("step `{name}` was killed by signal {signal}"),
+        )),
+        Exit::TimedOut => Some(Reason::new(
+            ReasonCode::Timeout,
+            format!(
+                "step `{name}` ran longer than its timeout of {}; its process group was killed",
+                humantime_short(step.timeout)
+            ),
+        )),
+        Exit::SpawnFailed(message) => Some(Reason::new(ReasonCode::SpawnFailed, message.clone())),
+        Exit::Stopped => Some(Reason::new(ReasonCode::Cancelled, format!("step `{name}` was stopped"))),
+    }
+}
+
+fn humantime_short(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if d.subsec_millis() != 0 || secs == 0 {
+        format!("{}ms", d.as_millis())
+    } else if secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else if secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// What a step finds in its environment besides what it inherits and what the plan sets.
+fn step_env(shared: &Shared, lease: &LeaseKey, step: &Step, attempt: u32, worktree: &Path) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = step.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    env.extend([
+        ("KAMACHIQ_RUN_ID".to_owned(), lease.run.to_string()),
+        ("KAMACHIQ_TENANT".to_owned(), shared.run.tenant.to_string()),
+        ("KAMACHIQ_DELIVERABLE".to_owned(), lease.deliverable.to_string()),
+        ("KAMACHIQ_STEP".to_owned(), step.name.to_string()),
+        ("KAMACHIQ_STEP_ATTEMPT".to_owned(), attempt.to_string()),
+        ("KAMACHIQ_WORKTREE".to_owned(), worktree.to_string_lossy().into_owned()),
+    ]);
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_print_in_their_plan_units() {
+        assert_eq!(humantime_short(Duration::from_secs(600)), "10m");
+        assert_eq!(humantime_short(Duration::from_secs(7200)), "2h");
+        assert_eq!(humantime_short(Duration::from_secs(45)), "45s");
+        assert_eq!(humantime_short(Duration::from_millis(1500)), "1500ms");
+    }
+}

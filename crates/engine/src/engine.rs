@@ -1,0 +1,243 @@
+//! The engine's public face: submit a plan, drive a run, cancel it, reopen it, watch its events.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kamachiq_domain::{DeliverableState, Event, Plan, RunId, RunState};
+use kamachiq_store::{Applied, Change, NewRun, Store};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::committer::Committer;
+use crate::git::Identity;
+use crate::owner::Owner;
+use crate::probe::{NoProbe, Probe};
+use crate::runner::{reap_orphans, Runner};
+use crate::workspace::{MergeLocks, Target};
+use crate::Error;
+
+/// Tunables of the engine.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// kamachiq's home: step logs and worktrees live under it.
+    pub home: PathBuf,
+    /// How long a lease lasts without renewal; a driver silent for longer is taken over.
+    pub lease_ttl: Duration,
+    /// How often a driver renews its leases.
+    pub heartbeat: Duration,
+    /// How often a driver checks whether its run was cancelled from elsewhere.
+    pub watch_interval: Duration,
+    /// Who commits to deliverable branches and merges.
+    pub identity: Identity,
+}
+
+impl EngineOptions {
+    pub fn new(home: impl Into<PathBuf>) -> Self {
+        Self {
+            home: home.into(),
+            lease_ttl: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(10),
+            watch_interval: Duration::from_millis(500),
+            identity: Identity::default(),
+        }
+    }
+}
+
+/// What the engine is built from. Tests swap the runner, clock and probe.
+#[derive(Debug)]
+pub struct Parts {
+    pub store: Store,
+    pub runner: Arc<dyn Runner>,
+    pub clock: Arc<dyn Clock>,
+    pub probe: Arc<dyn Probe>,
+    pub options: EngineOptions,
+}
+
+impl Parts {
+    pub fn new(store: Store, runner: Arc<dyn Runner>, clock: Arc<dyn Clock>, options: EngineOptions) -> Self {
+        Self {
+            store,
+            runner,
+            clock,
+            probe: Arc::new(NoProbe),
+            options,
+        }
+    }
+}
+
+/// How a drive of a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The run settled in this state.
+    Finished(RunState),
+    /// The driver was asked to stop; running work was handed back and the run can be resumed.
+    Interrupted,
+}
+
+/// What `cancel` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The run's live driver was asked to cancel it; it stops within a moment.
+    Requested { driver: String },
+    /// Nobody drove the run, so it was cancelled here.
+    Cancelled,
+    /// The run had already ended.
+    AlreadyFinished(RunState),
+}
+
+/// The engine. Cheap to clone; all clones share one writer.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub store: Store,
+    pub committer: Committer,
+    pub runner: Arc<dyn Runner>,
+    pub clock: Arc<dyn Clock>,
+    pub probe: Arc<dyn Probe>,
+    pub options: EngineOptions,
+    pub owner: Owner,
+    pub events: broadcast::Sender<Event>,
+    pub merge_locks: MergeLocks,
+    pub tracker: TaskTracker,
+}
+
+impl Engine {
+    pub fn new(parts: Parts) -> Self {
+        let (events, _) = broadcast::channel(4096);
+        let tracker = TaskTracker::new();
+        let committer = Committer::start(parts.store.clone(), parts.clock.clone(), events.clone(), &tracker);
+        Self {
+            inner: Arc::new(Inner {
+                store: parts.store,
+                committer,
+                runner: parts.runner,
+                clock: parts.clock,
+                probe: parts.probe,
+                options: parts.options,
+                owner: Owner::current(),
+                events,
+                merge_locks: MergeLocks::default(),
+                tracker,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// This engine's identity as a lease holder.
+    pub fn owner(&self) -> &Owner {
+        &self.inner.owner
+    }
+
+    /// Committed events, as they are committed. A receiver that falls behind is told how many
+    /// it missed and can read them from the store's event log.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Stores a validated plan as a new run. `target` is where deliverables merge (`None`: no
+    /// repository; steps run in a scratch directory).
+    pub async fn submit(&self, plan: Plan, target: Option<&Target>, concurrency: u32) -> Result<RunId, Error> {
+        let id = RunId::parse(ulid::Ulid::generate().to_string().to_lowercase())
+            .map_err(|e| Error::Io(e.to_string()))?;
+        let event = self
+            .inner
+            .store
+            .create_run(&NewRun {
+                id: id.clone(),
+                plan,
+                repo: target.map(|t| t.repo.to_string_lossy().into_owned()),
+                branch: target.map(|t| t.branch.clone()),
+                concurrency: concurrency.max(1),
+                at: self.inner.clock.now(),
+            })
+            .await?;
+        let _ = self.inner.events.send(event);
+        Ok(id)
+    }
+
+    /// Drives `run` until it settles, or until `stop` fires (then running work is handed back
+    /// and the run can be resumed). Takes the run over from a driver that is gone.
+    pub async fn drive(&self, run: &RunId, stop: CancellationToken) -> Result<Ending, Error> {
+        crate::drive::drive(self.clone(), run.clone(), stop).await
+    }
+
+    /// Cancels `run`: asks its driver, or, when nobody drives it, cancels it here.
+    pub async fn cancel(&self, run: &RunId) -> Result<CancelOutcome, Error> {
+        let store = &self.inner.store;
+        let control = store.run_control(run).await?;
+        if control.state.is_terminal() {
+            return Ok(CancelOutcome::AlreadyFinished(control.state));
+        }
+        self.inner.committer.commit(Change::RequestCancel { run: run.clone() }).await?;
+        if let Some(driver) = &control.driver
+            && self.driver_alive(driver)
+        {
+            return Ok(CancelOutcome::Requested {
+                driver: driver.owner.clone(),
+            });
+        }
+        // Nobody drives it: take the lease so no driver starts meanwhile, and cancel here.
+        let now = self.inner.clock.now();
+        let me = self.inner.owner.to_string();
+        let replacing = control.driver.as_ref().map(|d| d.owner.as_str());
+        if !store
+            .acquire_driver(run, &me, now.plus(self.inner.options.lease_ttl), now, replacing)
+            .await?
+        {
+            let control = store.run_control(run).await?;
+            return Ok(match control.driver {
+                Some(driver) => CancelOutcome::Requested { driver: driver.owner },
+                None => CancelOutcome::AlreadyFinished(control.state),
+            });
+        }
+        reap_orphans(run.as_str(), None);
+        for change in [Change::CancelWaiting { run: run.clone() }, Change::CancelOrphans { run: run.clone() }] {
+            self.inner.committer.commit(change).await?;
+        }
+        crate::drive::settle(self, run).await?;
+        Ok(CancelOutcome::Cancelled)
+    }
+
+    /// Puts the run's deliverables in `states` back to pending, so a drive runs them again.
+    /// Returns how many were reopened.
+    pub async fn reopen(&self, run: &RunId, states: Vec<DeliverableState>) -> Result<usize, Error> {
+        let committed = self
+            .inner
+            .committer
+            .commit(Change::Reopen { run: run.clone(), states })
+            .await?;
+        match committed.result {
+            Ok(Applied::Reopened { deliverables }) => Ok(deliverables.len()),
+            _ => Ok(0),
+        }
+    }
+
+    /// Whether the lease holder may still be alive: its lease has not expired, and it is not a
+    /// process of this host that has exited.
+    pub(crate) fn driver_alive(&self, lease: &kamachiq_domain::run::Lease) -> bool {
+        if lease.owner == self.inner.owner.to_string() {
+            return true;
+        }
+        let expired = lease.expires_at <= self.inner.clock.now();
+        let dead = Owner::parse(&lease.owner).is_some_and(|o| o.is_certainly_dead(&self.inner.owner));
+        !expired && !dead
+    }
+
+    /// Stops the writer after every handle is gone and waits for it to finish its last batch.
+    pub async fn close(self) {
+        let tracker = self.inner.tracker.clone();
+        tracker.close();
+        drop(self);
+        tracker.wait().await;
+    }
+}

@@ -1,0 +1,276 @@
+//! Running a step's command. [`ProcessRunner`] starts a real process in a process group of its
+//! own, sends its output (stdout and stderr interleaved) to a log file, and on timeout or stop
+//! terminates the whole group: SIGTERM, then SIGKILL after a grace period. Stragglers a step
+//! leaves behind in its group are killed when it exits, so no step outlives itself.
+//!
+//! The engine takes any [`Runner`]; tests script one, the benchmark uses [`NoopRunner`].
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::sync::CancellationToken;
+
+/// Git variables that would point a step's git commands at the wrong repository.
+const GIT_LOCATION_VARS: [&str; 5] = [
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_COMMON_DIR",
+];
+
+/// One execution of a step.
+#[derive(Clone, Debug)]
+pub struct StepSpec {
+    pub argv: Vec<String>,
+    /// Variables added to the inherited environment.
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub timeout: Duration,
+    /// Where the output goes while the step runs.
+    pub log: PathBuf,
+}
+
+/// How a step's process ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+    TimedOut,
+    /// Stopped on request (cancel or shutdown), not by its own doing.
+    Stopped,
+    SpawnFailed(String),
+}
+
+impl Exit {
+    pub fn succeeded(&self) -> bool {
+        *self == Self::Code(0)
+    }
+}
+
+/// The end of a step: how it exited and what it printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepOutcome {
+    pub exit: Exit,
+    /// The output, shortened in the middle when longer than the runner's cap.
+    pub output: String,
+    /// The full size of the output in bytes.
+    pub output_bytes: u64,
+}
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Runs steps. `stop` asks for the step to be stopped early.
+pub trait Runner: Send + Sync + Debug {
+    fn run(&self, spec: StepSpec, stop: CancellationToken) -> BoxFuture<StepOutcome>;
+}
+
+/// Real processes.
+#[derive(Clone, Debug)]
+pub struct ProcessRunner {
+    /// Time between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    /// Most bytes of output kept per step attempt.
+    pub output_cap: u64,
+}
+
+impl Default for ProcessRunner {
+    fn default() -> Self {
+        Self {
+            kill_grace: Duration::from_secs(5),
+            output_cap: 1024 * 1024,
+        }
+    }
+}
+
+impl Runner for ProcessRunner {
+    fn run(&self, spec: StepSpec, stop: CancellationToken) -> BoxFuture<StepOutcome> {
+        let this = self.clone();
+        Box::pin(async move { this.run_process(spec, stop).await })
+    }
+}
+
+impl ProcessRunner {
+    async fn run_process(&self, spec: StepSpec, stop: CancellationToken) -> StepOutcome {
+        let spawn_failed = |message: String| StepOutcome {
+            output: message.clone(),
+            output_bytes: message.len() as u64,
+            exit: Exit::SpawnFailed(message),
+        };
+        let Some(program) = spec.argv.first() else {
+            return spawn_failed("empty command".to_owned());
+        };
+        let log = match open_log(&spec.log) {
+            Ok(log) => log,
+            Err(e) => return spawn_failed(format!("cannot write the step log {}: {e}", spec.log.display())),
+        };
+        let (stdout, stderr) = match log.try_clone() {
+            Ok(copy) => (Stdio::from(log), Stdio::from(copy)),
+            Err(e) => return spawn_failed(format!("cannot write the step log: {e}")),
+        };
+        let mut command = tokio::process::Command::new(program);
+        command
+            .args(&spec.argv[1..])
+            .current_dir(&spec.cwd)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .process_group(0)
+            .kill_on_drop(true);
+        for var in GIT_LOCATION_VARS {
+            command.env_remove(var);
+        }
+        command.envs(spec.env.iter().map(|(k, v)| (k, v)));
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                return spawn_failed(format!(
+                    "cannot start `{program}` in {}: {e}",
+                    spec.cwd.display()
+                ))
+            }
+        };
+        let group = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw);
+
+        let waited = tokio::select! {
+            status = child.wait() => Ok(status),
+            () = tokio::time::sleep(spec.timeout) => Err(Exit::TimedOut),
+            () = stop.cancelled() => Err(Exit::Stopped),
+        };
+        let exit = match waited {
+            Ok(Ok(status)) => exit_of(status),
+            Ok(Err(e)) => Exit::SpawnFailed(format!("lost track of the step's process: {e}")),
+            Err(why) => {
+                self.terminate(group, &mut child).await;
+                why
+            }
+        };
+        // Whatever the step left running in its group goes with it.
+        if let Some(group) = group {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+        let (output, output_bytes) = read_capped(&spec.log, self.output_cap)
+            .await
+            .unwrap_or_else(|e| (format!("(output unreadable: {e})"), 0));
+        StepOutcome {
+            exit,
+            output,
+            output_bytes,
+        }
+    }
+
+    /// SIGTERM to the group, SIGKILL after the grace period if the leader still lives.
+    async fn terminate(&self, group: Option<Pid>, child: &mut tokio::process::Child) {
+        if let Some(group) = group {
+            let _ = killpg(group, Signal::SIGTERM);
+        }
+        if tokio::time::timeout(self.kill_grace, child.wait()).await.is_err() {
+            if let Some(group) = group {
+                let _ = killpg(group, Signal::SIGKILL);
+            }
+            let _ = child.wait().await;
+        }
+    }
+}
+
+fn exit_of(status: std::process::ExitStatus) -> Exit {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Exit::Code(code),
+        (None, Some(signal)) => Exit::Signal(signal),
+        (None, None) => Exit::Code(-1),
+    }
+}
+
+fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::File::create(path)
+}
+
+/// The file's text, whole if it fits in `cap` bytes, else its first quarter and last three
+/// quarters of `cap` around a marker saying how much was left out. Invalid UTF-8 is replaced.
+pub async fn read_capped(path: &Path, cap: u64) -> std::io::Result<(String, u64)> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let size = file.metadata().await?.len();
+    if size <= cap {
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        file.read_to_end(&mut bytes).await?;
+        return Ok((String::from_utf8_lossy(&bytes).into_owned(), size));
+    }
+    let head_len = cap / 4;
+    let tail_len = cap - head_len;
+    let mut head = vec![0; usize::try_from(head_len).unwrap_or(0)];
+    file.read_exact(&mut head).await?;
+    file.seek(std::io::SeekFrom::Start(size - tail_len)).await?;
+    let mut tail = Vec::with_capacity(usize::try_from(tail_len).unwrap_or(0));
+    file.read_to_end(&mut tail).await?;
+    let omitted = size - head_len - tail_len;
+    Ok((
+        format!(
+            "{}\n[... {omitted} bytes omitted ...]\n{}",
+            String::from_utf8_lossy(&head),
+            String::from_utf8_lossy(&tail)
+        ),
+        size,
+    ))
+}
+
+/// Succeeds at once without starting anything: measures the engine, not the steps.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoopRunner;
+
+impl Runner for NoopRunner {
+    fn run(&self, _: StepSpec, _: CancellationToken) -> BoxFuture<StepOutcome> {
+        Box::pin(std::future::ready(StepOutcome {
+            exit: Exit::Code(0),
+            output: String::new(),
+            output_bytes: 0,
+        }))
+    }
+}
+
+/// Kills processes left running by a driver that died (`kill -9` gives its steps no chance to be
+/// stopped): every process on this host whose environment marks it as a step of `run` (and of
+/// `deliverable`, when given). Returns how many were killed. Linux only; elsewhere, none.
+pub fn reap_orphans(run: &str, deliverable: Option<&str>) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let me = std::process::id();
+    let run_marker = format!("KAMACHIQ_RUN_ID={run}");
+    let deliverable_marker = deliverable.map(|d| format!("KAMACHIQ_DELIVERABLE={d}"));
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+        let has = |marker: &str| vars.iter().any(|v| *v == marker.as_bytes());
+        if has(&run_marker) && deliverable_marker.as_deref().is_none_or(has) {
+            if let Ok(pid) = i32::try_from(pid) {
+                if nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+                    killed += 1;
+                }
+            }
+        }
+    }
+    killed
+}
