@@ -1,6 +1,7 @@
-//! Where the engine gets the time. Waiting (timeouts, backoff, heartbeats) uses tokio's timer,
-//! which tests pause and advance; timestamps come from a [`Clock`], so in tests they follow the
-//! same virtual time and every recorded instant is deterministic.
+//! Where the engine gets the time. Timestamps come from a [`Clock`]; waiting (timeouts,
+//! backoff, heartbeats) uses tokio's timer. Tests pass a [`TokioClock`] that starts at a fixed
+//! instant, so recorded times are reproducible; lease, heartbeat and backoff lengths are
+//! options, so tests of takeover and retry wait milliseconds, not minutes.
 
 use std::fmt::Debug;
 use std::time::SystemTime;
@@ -21,8 +22,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// Time that starts at a fixed instant and moves with tokio's timer, so it stands still while
-/// a test has tokio's time paused and jumps when the test advances it.
+/// Time that starts at a fixed instant and moves with tokio's timer.
 #[derive(Clone, Copy, Debug)]
 pub struct TokioClock {
     base: Timestamp,

@@ -12,8 +12,8 @@ use kamachiq_store::{Applied, Change, Rejected, Store};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
-use crate::clock::Clock;
 use crate::Error;
+use crate::clock::Clock;
 
 /// Most changes per transaction.
 const MAX_BATCH: usize = 512;

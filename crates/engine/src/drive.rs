@@ -18,12 +18,12 @@ use kamachiq_store::{Applied, Change, LeaseKey, Merge, Rejected, StepEnd};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::committer::Committed;
-use crate::engine::{Engine, Ending};
-use crate::probe::{Action, Point};
-use crate::runner::{reap_orphans, Exit, StepOutcome, StepSpec};
-use crate::workspace::{GitWorkspaces, MergeOutcome, Target, Workspaces};
 use crate::Error;
+use crate::committer::Committed;
+use crate::engine::{Ending, Engine};
+use crate::probe::{Action, Point};
+use crate::runner::{Exit, StepOutcome, StepSpec, reap_orphans};
+use crate::workspace::{GitWorkspaces, MergeOutcome, Target, Workspaces};
 
 /// Why a driver is stopping its tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +38,9 @@ enum Stop {
 /// How a deliverable task ended.
 #[derive(Debug)]
 enum TaskEnd {
-    Succeeded { ready: Vec<DeliverableId> },
+    Succeeded {
+        ready: Vec<DeliverableId>,
+    },
     Failed,
     Cancelled,
     Released,
@@ -48,7 +50,11 @@ enum TaskEnd {
     Error(Error),
 }
 
-pub(crate) async fn drive(engine: Engine, run_id: RunId, stop: CancellationToken) -> Result<Ending, Error> {
+pub(crate) async fn drive(
+    engine: Engine,
+    run_id: RunId,
+    stop: CancellationToken,
+) -> Result<Ending, Error> {
     let inner = &engine.inner;
     let run = inner.store.run(&run_id).await?;
     if run.state.is_terminal() {
@@ -67,7 +73,9 @@ pub(crate) async fn drive(engine: Engine, run_id: RunId, stop: CancellationToken
         match d.state {
             // Left running by a driver that is gone: take it over first.
             DeliverableState::Running => ready.push_front((d.id.clone(), true)),
-            DeliverableState::Pending if d.waiting_on == 0 => ready.push_back((d.id.clone(), false)),
+            DeliverableState::Pending if d.waiting_on == 0 => {
+                ready.push_back((d.id.clone(), false));
+            }
             _ => {}
         }
     }
@@ -89,8 +97,12 @@ pub(crate) async fn drive(engine: Engine, run_id: RunId, stop: CancellationToken
     loop {
         if !shared.stop.is_cancelled() {
             while tasks.len() < concurrency {
-                let Some((id, takeover)) = ready.pop_front() else { break };
-                let Some(deliverable) = plan.deliverable(id.as_str()).cloned() else { continue };
+                let Some((id, takeover)) = ready.pop_front() else {
+                    break;
+                };
+                let Some(deliverable) = plan.deliverable(id.as_str()).cloned() else {
+                    continue;
+                };
                 tasks.spawn(execute(shared.clone(), deliverable, takeover));
             }
         }
@@ -137,16 +149,27 @@ pub(crate) async fn drive(engine: Engine, run_id: RunId, stop: CancellationToken
     }
 
     if let Some(e) = failure {
-        let _ = inner.store.release_driver(&run_id, &inner.owner.to_string()).await;
+        let _ = inner
+            .store
+            .release_driver(&run_id, &inner.owner.to_string())
+            .await;
         return Err(e);
     }
     match shared.why.get() {
         Some(Stop::Release) => {
-            inner.store.release_driver(&run_id, &inner.owner.to_string()).await?;
+            inner
+                .store
+                .release_driver(&run_id, &inner.owner.to_string())
+                .await?;
             Ok(Ending::Interrupted)
         }
         Some(Stop::Cancel) => {
-            inner.committer.commit(Change::CancelWaiting { run: run_id.clone() }).await?;
+            inner
+                .committer
+                .commit(Change::CancelWaiting {
+                    run: run_id.clone(),
+                })
+                .await?;
             settle(&engine, &run_id).await
         }
         None => settle(&engine, &run_id).await,
@@ -157,19 +180,30 @@ pub(crate) async fn drive(engine: Engine, run_id: RunId, stop: CancellationToken
 pub(crate) async fn settle(engine: &Engine, run_id: &RunId) -> Result<Ending, Error> {
     let inner = &engine.inner;
     let control = inner.store.run_control(run_id).await?;
-    let states = inner.store.deliverables(run_id).await?.into_iter().map(|d| d.state);
+    let states = inner
+        .store
+        .deliverables(run_id)
+        .await?
+        .into_iter()
+        .map(|d| d.state);
     match RunState::settle(states, control.cancel_requested) {
         Some(state) => {
             inner
                 .committer
-                .commit(Change::FinishRun { run: run_id.clone(), state })
+                .commit(Change::FinishRun {
+                    run: run_id.clone(),
+                    state,
+                })
                 .await?;
             Ok(Ending::Finished(state))
         }
         // Work is waiting on something outside this driver (held back for review): the run
         // stays open, and the lease is given up for whoever continues it.
         None => {
-            inner.store.release_driver(run_id, &inner.owner.to_string()).await?;
+            inner
+                .store
+                .release_driver(run_id, &inner.owner.to_string())
+                .await?;
             Ok(Ending::Interrupted)
         }
     }
@@ -193,7 +227,13 @@ async fn acquire(engine: &Engine, run: &Run, driven_before: bool) -> Result<(), 
     };
     if !inner
         .store
-        .acquire_driver(&run.id, &me, now.plus(inner.options.lease_ttl), now, replacing)
+        .acquire_driver(
+            &run.id,
+            &me,
+            now.plus(inner.options.lease_ttl),
+            now,
+            replacing,
+        )
         .await?
     {
         let control = inner.store.run_control(&run.id).await?;
@@ -210,7 +250,10 @@ async fn acquire(engine: &Engine, run: &Run, driven_before: bool) -> Result<(), 
     if driven_before || run.driver.is_some() {
         inner
             .committer
-            .commit(Change::Resumed { run: run.id.clone(), driver: me })
+            .commit(Change::Resumed {
+                run: run.id.clone(),
+                driver: me,
+            })
             .await?;
     }
     Ok(())
@@ -224,11 +267,19 @@ enum Watch {
 
 /// One look at the run from the outside: renew the leases when due, and see whether someone
 /// asked for a cancel.
-async fn watch(engine: &Engine, run: &RunId, last_renewal: &mut tokio::time::Instant) -> Result<Watch, Error> {
+async fn watch(
+    engine: &Engine,
+    run: &RunId,
+    last_renewal: &mut tokio::time::Instant,
+) -> Result<Watch, Error> {
     let inner = &engine.inner;
     if last_renewal.elapsed() >= inner.options.heartbeat {
         let until = inner.clock.now().plus(inner.options.lease_ttl);
-        if !inner.store.renew_leases(run, &inner.owner.to_string(), until).await? {
+        if !inner
+            .store
+            .renew_leases(run, &inner.owner.to_string(), until)
+            .await?
+        {
             return Ok(Watch::LostLease);
         }
         *last_renewal = tokio::time::Instant::now();
@@ -275,15 +326,17 @@ impl Shared {
     }
 
     fn stopping(&self) -> Option<Stop> {
-        self.stop.is_cancelled().then(|| self.why.get().copied().unwrap_or(Stop::Release))
+        self.stop
+            .is_cancelled()
+            .then(|| self.why.get().copied().unwrap_or(Stop::Release))
     }
 
     async fn commit(&self, change: Change) -> Result<Committed, Error> {
         self.engine.inner.committer.commit(change).await
     }
 
-    fn probe(&self, deliverable: &DeliverableId, point: Point) -> Action {
-        self.engine.inner.probe.at(deliverable, &point)
+    fn probe(&self, deliverable: &DeliverableId, point: &Point) -> Action {
+        self.engine.inner.probe.at(deliverable, point)
     }
 }
 
@@ -295,7 +348,11 @@ async fn execute(shared: Arc<Shared>, deliverable: Deliverable, takeover: bool) 
     }
 }
 
-async fn run_deliverable(shared: &Shared, deliverable: &Deliverable, takeover: bool) -> Result<TaskEnd, Error> {
+async fn run_deliverable(
+    shared: &Shared,
+    deliverable: &Deliverable,
+    takeover: bool,
+) -> Result<TaskEnd, Error> {
     let inner = &shared.engine.inner;
     let id = &deliverable.id;
     let run = &shared.run.id;
@@ -322,14 +379,17 @@ async fn run_deliverable(shared: &Shared, deliverable: &Deliverable, takeover: b
         deliverable: id.clone(),
         attempt,
     };
-    if shared.probe(id, Point::Claimed) == Action::Crash {
+    if shared.probe(id, &Point::Claimed) == Action::Crash {
         return Ok(TaskEnd::Crashed);
     }
 
     let worktree = match shared.workspaces.prepare(id).await {
         Ok(path) => path,
         Err(e) => {
-            let reason = Reason::new(ReasonCode::WorkspaceError, format!("cannot prepare the worktree: {e}"));
+            let reason = Reason::new(
+                ReasonCode::WorkspaceError,
+                format!("cannot prepare the worktree: {e}"),
+            );
             return fail(shared, lease, reason).await;
         }
     };
@@ -349,7 +409,7 @@ async fn run_deliverable(shared: &Shared, deliverable: &Deliverable, takeover: b
     if shared.stopping().is_some() {
         return hand_back(shared, lease).await;
     }
-    if shared.probe(id, Point::BeforeMerge) == Action::Crash {
+    if shared.probe(id, &Point::BeforeMerge) == Action::Crash {
         return Ok(TaskEnd::Crashed);
     }
     let merge = match shared.workspaces.merge(id).await {
@@ -368,7 +428,11 @@ async fn run_deliverable(shared: &Shared, deliverable: &Deliverable, takeover: b
                 format!(
                     "branch {branch} conflicts with {} in {}; the branch is kept for inspection",
                     shared.run.branch.as_deref().unwrap_or("the target"),
-                    if files.is_empty() { "some files".to_owned() } else { files.join(", ") }
+                    if files.is_empty() {
+                        "some files".to_owned()
+                    } else {
+                        files.join(", ")
+                    }
                 ),
             );
             return fail(shared, lease, reason).await;
@@ -389,7 +453,7 @@ async fn run_deliverable(shared: &Shared, deliverable: &Deliverable, takeover: b
             return fail(shared, lease, reason).await;
         }
     };
-    if shared.probe(id, Point::AfterMerge) == Action::Crash {
+    if shared.probe(id, &Point::AfterMerge) == Action::Crash {
         return Ok(TaskEnd::Crashed);
     }
     let done = shared.commit(Change::Succeeded { lease, merge }).await?;
@@ -417,7 +481,11 @@ async fn hand_back(shared: &Shared, lease: LeaseKey) -> Result<TaskEnd, Error> {
         _ => (Change::Released { lease }, TaskEnd::Released),
     };
     let committed = shared.commit(change).await?;
-    Ok(if committed.result.is_ok() { end } else { TaskEnd::NotHeld })
+    Ok(if committed.result.is_ok() {
+        end
+    } else {
+        TaskEnd::NotHeld
+    })
 }
 
 enum StepResult {
@@ -461,7 +529,7 @@ async fn run_step(
                 format!("cannot reset the worktree before a retry: {e}"),
             )));
         }
-        if shared.probe(id, Point::StepStarting { index }) == Action::Crash {
+        if shared.probe(id, &Point::StepStarting { index }) == Action::Crash {
             return Ok(StepResult::Crashed);
         }
 
@@ -490,13 +558,16 @@ async fn run_step(
         }
         let mut reason = failure_reason(&outcome, step);
         if reason.is_none()
-            && let Err(e) = shared.workspaces.commit_step(worktree, id, step.name.as_str()).await
+            && let Err(e) = shared
+                .workspaces
+                .commit_step(worktree, id, step.name.as_str())
+                .await
         {
             let detail = format!("cannot commit the step's changes: {e}");
             outcome.output.push_str(&format!("\n[kamachiq] {detail}\n"));
             reason = Some(Reason::new(ReasonCode::WorkspaceError, detail));
         }
-        if shared.probe(id, Point::StepEnded { index }) == Action::Crash {
+        if shared.probe(id, &Point::StepEnded { index }) == Action::Crash {
             return Ok(StepResult::Crashed);
         }
         let passed = reason.is_none();
@@ -506,7 +577,11 @@ async fn run_step(
                 index,
                 step: step.name.clone(),
                 step_attempt,
-                state: if passed { StepState::Succeeded } else { StepState::Failed },
+                state: if passed {
+                    StepState::Succeeded
+                } else {
+                    StepState::Failed
+                },
                 exit_code: match outcome.exit {
                     Exit::Code(code) => Some(code),
                     _ => None,
@@ -563,7 +638,10 @@ fn failure_reason(outcome: &StepOutcome, step: &Step) -> Option<Reason> {
             ),
         )),
         Exit::SpawnFailed(message) => Some(Reason::new(ReasonCode::SpawnFailed, message.clone())),
-        Exit::Stopped => Some(Reason::new(ReasonCode::Cancelled, format!("step `{name}` was stopped"))),
+        Exit::Stopped => Some(Reason::new(
+            ReasonCode::Cancelled,
+            format!("step `{name}` was stopped"),
+        )),
     }
 }
 
@@ -571,9 +649,9 @@ fn humantime_short(d: std::time::Duration) -> String {
     let secs = d.as_secs();
     if d.subsec_millis() != 0 || secs == 0 {
         format!("{}ms", d.as_millis())
-    } else if secs % 3600 == 0 {
+    } else if secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
-    } else if secs % 60 == 0 {
+    } else if secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")
@@ -581,15 +659,31 @@ fn humantime_short(d: std::time::Duration) -> String {
 }
 
 /// What a step finds in its environment besides what it inherits and what the plan sets.
-fn step_env(shared: &Shared, lease: &LeaseKey, step: &Step, attempt: u32, worktree: &Path) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = step.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+fn step_env(
+    shared: &Shared,
+    lease: &LeaseKey,
+    step: &Step,
+    attempt: u32,
+    worktree: &Path,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = step
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     env.extend([
         ("KAMACHIQ_RUN_ID".to_owned(), lease.run.to_string()),
         ("KAMACHIQ_TENANT".to_owned(), shared.run.tenant.to_string()),
-        ("KAMACHIQ_DELIVERABLE".to_owned(), lease.deliverable.to_string()),
+        (
+            "KAMACHIQ_DELIVERABLE".to_owned(),
+            lease.deliverable.to_string(),
+        ),
         ("KAMACHIQ_STEP".to_owned(), step.name.to_string()),
         ("KAMACHIQ_STEP_ATTEMPT".to_owned(), attempt.to_string()),
-        ("KAMACHIQ_WORKTREE".to_owned(), worktree.to_string_lossy().into_owned()),
+        (
+            "KAMACHIQ_WORKTREE".to_owned(),
+            worktree.to_string_lossy().into_owned(),
+        ),
     ]);
     env
 }

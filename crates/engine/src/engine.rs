@@ -10,14 +10,14 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::Error;
 use crate::clock::Clock;
 use crate::committer::Committer;
 use crate::git::Identity;
 use crate::owner::Owner;
 use crate::probe::{NoProbe, Probe};
-use crate::runner::{reap_orphans, Runner};
+use crate::runner::{Runner, reap_orphans};
 use crate::workspace::{MergeLocks, Target};
-use crate::Error;
 
 /// Tunables of the engine.
 #[derive(Clone, Debug)]
@@ -57,7 +57,12 @@ pub struct Parts {
 }
 
 impl Parts {
-    pub fn new(store: Store, runner: Arc<dyn Runner>, clock: Arc<dyn Clock>, options: EngineOptions) -> Self {
+    pub fn new(
+        store: Store,
+        runner: Arc<dyn Runner>,
+        clock: Arc<dyn Clock>,
+        options: EngineOptions,
+    ) -> Self {
         Self {
             store,
             runner,
@@ -112,7 +117,12 @@ impl Engine {
     pub fn new(parts: Parts) -> Self {
         let (events, _) = broadcast::channel(4096);
         let tracker = TaskTracker::new();
-        let committer = Committer::start(parts.store.clone(), parts.clock.clone(), events.clone(), &tracker);
+        let committer = Committer::start(
+            parts.store.clone(),
+            parts.clock.clone(),
+            events.clone(),
+            &tracker,
+        );
         Self {
             inner: Arc::new(Inner {
                 store: parts.store,
@@ -146,7 +156,12 @@ impl Engine {
 
     /// Stores a validated plan as a new run. `target` is where deliverables merge (`None`: no
     /// repository; steps run in a scratch directory).
-    pub async fn submit(&self, plan: Plan, target: Option<&Target>, concurrency: u32) -> Result<RunId, Error> {
+    pub async fn submit(
+        &self,
+        plan: Plan,
+        target: Option<&Target>,
+        concurrency: u32,
+    ) -> Result<RunId, Error> {
         let id = RunId::parse(ulid::Ulid::generate().to_string().to_lowercase())
             .map_err(|e| Error::Io(e.to_string()))?;
         let event = self
@@ -178,7 +193,10 @@ impl Engine {
         if control.state.is_terminal() {
             return Ok(CancelOutcome::AlreadyFinished(control.state));
         }
-        self.inner.committer.commit(Change::RequestCancel { run: run.clone() }).await?;
+        self.inner
+            .committer
+            .commit(Change::RequestCancel { run: run.clone() })
+            .await?;
         if let Some(driver) = &control.driver
             && self.driver_alive(driver)
         {
@@ -191,17 +209,28 @@ impl Engine {
         let me = self.inner.owner.to_string();
         let replacing = control.driver.as_ref().map(|d| d.owner.as_str());
         if !store
-            .acquire_driver(run, &me, now.plus(self.inner.options.lease_ttl), now, replacing)
+            .acquire_driver(
+                run,
+                &me,
+                now.plus(self.inner.options.lease_ttl),
+                now,
+                replacing,
+            )
             .await?
         {
             let control = store.run_control(run).await?;
             return Ok(match control.driver {
-                Some(driver) => CancelOutcome::Requested { driver: driver.owner },
+                Some(driver) => CancelOutcome::Requested {
+                    driver: driver.owner,
+                },
                 None => CancelOutcome::AlreadyFinished(control.state),
             });
         }
         reap_orphans(run.as_str(), None);
-        for change in [Change::CancelWaiting { run: run.clone() }, Change::CancelOrphans { run: run.clone() }] {
+        for change in [
+            Change::CancelWaiting { run: run.clone() },
+            Change::CancelOrphans { run: run.clone() },
+        ] {
             self.inner.committer.commit(change).await?;
         }
         crate::drive::settle(self, run).await?;
@@ -214,7 +243,10 @@ impl Engine {
         let committed = self
             .inner
             .committer
-            .commit(Change::Reopen { run: run.clone(), states })
+            .commit(Change::Reopen {
+                run: run.clone(),
+                states,
+            })
             .await?;
         match committed.result {
             Ok(Applied::Reopened { deliverables }) => Ok(deliverables.len()),
@@ -229,7 +261,8 @@ impl Engine {
             return true;
         }
         let expired = lease.expires_at <= self.inner.clock.now();
-        let dead = Owner::parse(&lease.owner).is_some_and(|o| o.is_certainly_dead(&self.inner.owner));
+        let dead =
+            Owner::parse(&lease.owner).is_some_and(|o| o.is_certainly_dead(&self.inner.owner));
         !expired && !dead
     }
 

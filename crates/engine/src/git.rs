@@ -60,10 +60,19 @@ impl Git {
             .env("GIT_COMMITTER_EMAIL", &self.identity.email)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
-        for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR"] {
+        for var in [
+            "GIT_DIR",
+            "GIT_WORK_TREE",
+            "GIT_INDEX_FILE",
+            "GIT_OBJECT_DIRECTORY",
+            "GIT_COMMON_DIR",
+        ] {
             command.env_remove(var);
         }
-        command.output().await.map_err(|e| Error::GitUnavailable(e.to_string()))
+        command
+            .output()
+            .await
+            .map_err(|e| Error::GitUnavailable(e.to_string()))
     }
 
     /// Runs git; its trimmed stdout on success, an error naming the command otherwise.

@@ -28,12 +28,12 @@ use std::sync::Arc;
 
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use committer::{Committed, Committer};
-pub use engine::{CancelOutcome, Engine, EngineOptions, Ending, Parts};
+pub use engine::{CancelOutcome, Ending, Engine, EngineOptions, Parts};
 pub use git::Identity;
 pub use owner::Owner;
 pub use runner::{
-    read_capped, reap_orphans, BoxFuture, Exit, NoopRunner, ProcessRunner, Runner, StepOutcome,
-    StepSpec,
+    BoxFuture, Exit, NoopRunner, ProcessRunner, Runner, StepOutcome, StepSpec, read_capped,
+    reap_orphans,
 };
 pub use workspace::{MergeOutcome, Target};
 
@@ -53,7 +53,9 @@ pub enum Error {
     },
     #[error("cannot run git: {0}")]
     GitUnavailable(String),
-    #[error("kamachiq needs git 2.38 or newer for merges that never touch a checkout; found {found}")]
+    #[error(
+        "kamachiq needs git 2.38 or newer for merges that never touch a checkout; found {found}"
+    )]
     GitTooOld { found: String },
     #[error("{} is not a git repository: {detail}", path.display())]
     NotARepository { path: PathBuf, detail: String },

@@ -89,7 +89,7 @@ mod tests {
         child.wait().unwrap();
         gone.pid = child.id();
         assert!(gone.is_certainly_dead(&me));
-        let mut remote = gone.clone();
+        let mut remote = gone;
         remote.host = "elsewhere".into();
         assert!(!remote.is_certainly_dead(&me));
         assert!(!me.is_certainly_dead(&me));

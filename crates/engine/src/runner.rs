@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::sync::CancellationToken;
@@ -109,7 +109,12 @@ impl ProcessRunner {
         };
         let log = match open_log(&spec.log) {
             Ok(log) => log,
-            Err(e) => return spawn_failed(format!("cannot write the step log {}: {e}", spec.log.display())),
+            Err(e) => {
+                return spawn_failed(format!(
+                    "cannot write the step log {}: {e}",
+                    spec.log.display()
+                ));
+            }
         };
         let (stdout, stderr) = match log.try_clone() {
             Ok(copy) => (Stdio::from(log), Stdio::from(copy)),
@@ -134,7 +139,7 @@ impl ProcessRunner {
                 return spawn_failed(format!(
                     "cannot start `{program}` in {}: {e}",
                     spec.cwd.display()
-                ))
+                ));
             }
         };
         let group = child
@@ -174,7 +179,10 @@ impl ProcessRunner {
         if let Some(group) = group {
             let _ = killpg(group, Signal::SIGTERM);
         }
-        if tokio::time::timeout(self.kill_grace, child.wait()).await.is_err() {
+        if tokio::time::timeout(self.kill_grace, child.wait())
+            .await
+            .is_err()
+        {
             if let Some(group) = group {
                 let _ = killpg(group, Signal::SIGKILL);
             }
@@ -253,7 +261,11 @@ pub fn reap_orphans(run: &str, deliverable: Option<&str>) -> usize {
     let deliverable_marker = deliverable.map(|d| format!("KAMACHIQ_DELIVERABLE={d}"));
     let mut killed = 0;
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid == me {
@@ -263,13 +275,13 @@ pub fn reap_orphans(run: &str, deliverable: Option<&str>) -> usize {
             continue;
         };
         let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
-        let has = |marker: &str| vars.iter().any(|v| *v == marker.as_bytes());
-        if has(&run_marker) && deliverable_marker.as_deref().is_none_or(has) {
-            if let Ok(pid) = i32::try_from(pid) {
-                if nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
-                    killed += 1;
-                }
-            }
+        let has = |marker: &str| vars.contains(&marker.as_bytes());
+        if has(&run_marker)
+            && deliverable_marker.as_deref().is_none_or(has)
+            && let Ok(pid) = i32::try_from(pid)
+            && nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok()
+        {
+            killed += 1;
         }
     }
     killed

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 
 use kamachiq_domain::{DeliverableId, RunId};
 
-use crate::git::{Git, Identity};
 use crate::Error;
+use crate::git::{Git, Identity};
 
 /// How far back along the target's first-parent history to look for an earlier merge.
 const MERGE_SEARCH_DEPTH: &str = "1000";
@@ -30,12 +30,20 @@ const MERGE_SEARCH_DEPTH: &str = "1000";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MergeOutcome {
     /// Merged (now or, found afterwards, before a crash): `before` is the rollback point.
-    Merged { before: String, commit: String },
+    Merged {
+        before: String,
+        commit: String,
+    },
     /// The branch has no commits the target lacks: nothing to merge.
     NothingToMerge,
-    Conflict { files: Vec<String> },
+    Conflict {
+        files: Vec<String>,
+    },
     /// The target branch is checked out with local changes the merge would overwrite.
-    TargetDirty { checkout: PathBuf, detail: String },
+    TargetDirty {
+        checkout: PathBuf,
+        detail: String,
+    },
 }
 
 /// A target repository and branch, checked: the repository exists, git is new enough and the
@@ -62,11 +70,19 @@ impl Target {
             path: repo.to_path_buf(),
             detail: e.to_string(),
         };
-        let bare = git.run(&["rev-parse", "--is-bare-repository"]).await.map_err(not_repo)? == "true";
+        let bare = git
+            .run(&["rev-parse", "--is-bare-repository"])
+            .await
+            .map_err(not_repo)?
+            == "true";
         let top = if bare {
-            git.run(&["rev-parse", "--absolute-git-dir"]).await.map_err(not_repo)?
+            git.run(&["rev-parse", "--absolute-git-dir"])
+                .await
+                .map_err(not_repo)?
         } else {
-            git.run(&["rev-parse", "--show-toplevel"]).await.map_err(not_repo)?
+            git.run(&["rev-parse", "--show-toplevel"])
+                .await
+                .map_err(not_repo)?
         };
         let branch = match branch {
             Some(b) => b.to_owned(),
@@ -78,7 +94,10 @@ impl Target {
                 })?,
         };
         let full = format!("refs/heads/{branch}");
-        if !git.check(&["rev-parse", "--verify", "--quiet", &full]).await? {
+        if !git
+            .check(&["rev-parse", "--verify", "--quiet", &full])
+            .await?
+        {
             return Err(Error::NoSuchBranch {
                 repo: PathBuf::from(&top),
                 branch,
@@ -97,7 +116,10 @@ pub struct MergeLocks(Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>);
 
 impl MergeLocks {
     fn for_repo(&self, repo: &Path) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.entry(repo.to_path_buf()).or_default().clone()
     }
 }
@@ -184,7 +206,13 @@ pub struct GitWorkspaces {
 }
 
 impl GitWorkspaces {
-    pub fn new(target: Target, run: RunId, root: PathBuf, identity: Identity, locks: &MergeLocks) -> Self {
+    pub fn new(
+        target: Target,
+        run: RunId,
+        root: PathBuf,
+        identity: Identity,
+        locks: &MergeLocks,
+    ) -> Self {
         Self {
             git: Git::new(&target.repo, identity),
             merge_lock: locks.for_repo(&target.repo),
@@ -204,7 +232,13 @@ impl GitWorkspaces {
         let branch = self.branch_of(deliverable);
         if path.join(".git").exists() {
             let wt = self.git.at(&path);
-            if wt.run(&["rev-parse", "--abbrev-ref", "HEAD"]).await.ok().as_deref() == Some(branch.as_str()) {
+            if wt
+                .run(&["rev-parse", "--abbrev-ref", "HEAD"])
+                .await
+                .ok()
+                .as_deref()
+                == Some(branch.as_str())
+            {
                 self.reset(&path).await?;
                 return Ok(path);
             }
@@ -218,12 +252,20 @@ impl GitWorkspaces {
         self.git.run(&["worktree", "prune"]).await?;
         let path_text = path.to_string_lossy().into_owned();
         let full = format!("refs/heads/{branch}");
-        if self.git.check(&["rev-parse", "--verify", "--quiet", &full]).await? {
-            self.git.run(&["worktree", "add", "--quiet", &path_text, &branch]).await?;
+        if self
+            .git
+            .check(&["rev-parse", "--verify", "--quiet", &full])
+            .await?
+        {
+            self.git
+                .run(&["worktree", "add", "--quiet", &path_text, &branch])
+                .await?;
         } else {
             let start = format!("refs/heads/{}", self.target.branch);
             self.git
-                .run(&["worktree", "add", "--quiet", "-b", &branch, &path_text, &start])
+                .run(&[
+                    "worktree", "add", "--quiet", "-b", &branch, &path_text, &start,
+                ])
                 .await?;
         }
         Ok(path)
@@ -248,7 +290,8 @@ impl GitWorkspaces {
             return Ok(None);
         }
         let message = format!("kamachiq: {deliverable} step {step}\n\nRun: {}", self.run);
-        wt.run(&["commit", "--quiet", "--no-verify", "-m", &message]).await?;
+        wt.run(&["commit", "--quiet", "--no-verify", "-m", &message])
+            .await?;
         wt.run(&["rev-parse", "HEAD"]).await.map(Some)
     }
 
@@ -256,23 +299,42 @@ impl GitWorkspaces {
         let _serial = self.merge_lock.lock().await;
         let branch = self.branch_of(deliverable);
         let target_ref = format!("refs/heads/{}", self.target.branch);
-        let tip = self.git.run(&["rev-parse", &format!("refs/heads/{branch}")]).await?;
+        let tip = self
+            .git
+            .run(&["rev-parse", &format!("refs/heads/{branch}")])
+            .await?;
         // The target may move under us (a person committing, another kamachiq process); each
         // round re-reads it and the update only lands if it has not moved since.
         for _ in 0..5 {
             let old = self.git.run(&["rev-parse", &target_ref]).await?;
-            if self.git.check(&["merge-base", "--is-ancestor", &tip, &old]).await? {
+            if self
+                .git
+                .check(&["merge-base", "--is-ancestor", &tip, &old])
+                .await?
+            {
                 return self.earlier_merge(&tip, &target_ref).await;
             }
             let out = self
                 .git
-                .output(&["merge-tree", "--write-tree", "--name-only", "--no-messages", &old, &tip])
+                .output(&[
+                    "merge-tree",
+                    "--write-tree",
+                    "--name-only",
+                    "--no-messages",
+                    &old,
+                    &tip,
+                ])
                 .await?;
             let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
             match out.status.code() {
                 Some(0) => {}
                 Some(1) => {
-                    let files = stdout.lines().skip(1).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+                    let files = stdout
+                        .lines()
+                        .skip(1)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                        .collect();
                     return Ok(MergeOutcome::Conflict { files });
                 }
                 _ => return Err(self.git.failure(&["merge-tree", &old, &tip], &out)),
@@ -284,7 +346,12 @@ impl GitWorkspaces {
                 .run(&["commit-tree", &tree, "-p", &old, "-p", &tip, "-m", &message])
                 .await?;
             match self.advance_target(&target_ref, &old, &commit).await? {
-                Advance::Done => return Ok(MergeOutcome::Merged { before: old, commit }),
+                Advance::Done => {
+                    return Ok(MergeOutcome::Merged {
+                        before: old,
+                        commit,
+                    });
+                }
                 Advance::Moved => continue,
                 Advance::Dirty { checkout, detail } => {
                     return Ok(MergeOutcome::TargetDirty { checkout, detail });
@@ -297,7 +364,12 @@ impl GitWorkspaces {
     }
 
     /// Moves the target branch from `old` to `commit`, through the checkout that has it, if any.
-    async fn advance_target(&self, target_ref: &str, old: &str, commit: &str) -> Result<Advance, Error> {
+    async fn advance_target(
+        &self,
+        target_ref: &str,
+        old: &str,
+        commit: &str,
+    ) -> Result<Advance, Error> {
         match self.checkout_of(target_ref).await? {
             Some(checkout) => {
                 let out = self
@@ -323,7 +395,11 @@ impl GitWorkspaces {
                     .git
                     .output(&["update-ref", "-m", &message, target_ref, commit, old])
                     .await?;
-                Ok(if out.status.success() { Advance::Done } else { Advance::Moved })
+                Ok(if out.status.success() {
+                    Advance::Done
+                } else {
+                    Advance::Moved
+                })
             }
         }
     }
@@ -349,7 +425,14 @@ impl GitWorkspaces {
     async fn earlier_merge(&self, tip: &str, target_ref: &str) -> Result<MergeOutcome, Error> {
         let history = self
             .git
-            .run(&["rev-list", "--first-parent", "--parents", "-n", MERGE_SEARCH_DEPTH, target_ref])
+            .run(&[
+                "rev-list",
+                "--first-parent",
+                "--parents",
+                "-n",
+                MERGE_SEARCH_DEPTH,
+                target_ref,
+            ])
             .await?;
         for line in history.lines() {
             let ids: Vec<&str> = line.split_whitespace().collect();
@@ -375,7 +458,11 @@ impl GitWorkspaces {
         }
         let branch = self.branch_of(deliverable);
         let full = format!("refs/heads/{branch}");
-        if self.git.check(&["rev-parse", "--verify", "--quiet", &full]).await? {
+        if self
+            .git
+            .check(&["rev-parse", "--verify", "--quiet", &full])
+            .await?
+        {
             self.git.run(&["branch", "-D", "--quiet", &branch]).await?;
         }
         // The run's directory goes when its last worktree does.

@@ -153,7 +153,10 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| Error::RunNotFound(id.to_string()))?;
-        let driver = match (opt_text(&row, "driver")?, opt_time(&row, "driver_expires_at")?) {
+        let driver = match (
+            opt_text(&row, "driver")?,
+            opt_time(&row, "driver_expires_at")?,
+        ) {
             (Some(owner), Some(expires_at)) => Some(Lease { owner, expires_at }),
             _ => None,
         };

@@ -5,7 +5,12 @@
 //! answers, the PostgreSQL tests fail and say so, unless `KAMACHIQ_SKIP_POSTGRES=1` asks for them
 //! to be skipped: a green run never hides that half the contract went unchecked.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 mod contract;
 mod support;

@@ -1,0 +1,9 @@
+//! Engine tests: scheduling, retries, cancel, interrupt and crash recovery with a scripted
+//! runner on paused time; merges, conflicts and timeouts with real git and real processes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod git;
+mod recovery;
+mod scheduling;
+mod support;
