@@ -47,7 +47,7 @@ pub struct RunSummary {
 }
 
 /// Deliverables of a run by state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateCounts {
     pub total: u32,
     pub pending: u32,

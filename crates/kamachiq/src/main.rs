@@ -1,1 +1,103 @@
-fn main() {}
+//! The `kamachiq` binary: the command line over the engine and the store, with configuration
+//! loading and the terminal display. Everything it does is a thin layer over the library
+//! crates; errors end as a message on stderr and an exit code that scripts can tell apart.
+
+mod cli;
+mod commands;
+mod config;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, ConfigCommand, PlanCommand};
+
+/// Exit codes (documented in `kamachiq --help`).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const RUN_FAILED: u8 = 1;
+    pub const INVALID: u8 = 2;
+    pub const CANCELLED: u8 = 3;
+    pub const ERROR: u8 = 4;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Input that is wrong (a plan, a flag, the configuration, an unknown run): exit code 2.
+#[derive(Debug)]
+pub struct InvalidInput(String);
+
+impl InvalidInput {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl std::fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidInput {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            output::note(format!("error: cannot start the async runtime: {e}"));
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let result = runtime.block_on(dispatch(cli));
+    // Do not wait for background tasks (a signal watcher) once the command is done.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            output::note(format!("error: {e:#}"));
+            let invalid = e.chain().any(|cause| cause.is::<InvalidInput>());
+            ExitCode::from(if invalid { exit::INVALID } else { exit::ERROR })
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let flags = config::Raw {
+        home: cli.home.as_ref().map(|p| p.display().to_string()),
+        database_url: cli.database_url.clone(),
+        log_level: cli.log_level.clone(),
+        concurrency: match &cli.command {
+            Command::Run(args) => args.concurrency,
+            _ => None,
+        },
+        ..config::Raw::default()
+    };
+    let config = config::load(cli.config.as_deref(), flags)?;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(config.log_level)
+        .with_target(false)
+        .init();
+
+    match &cli.command {
+        Command::Demo(args) => commands::demo::demo(&config, args).await,
+        Command::Run(args) => commands::run::run(&config, args).await,
+        Command::Plan(PlanCommand::Validate { plan, json }) => {
+            commands::plan::validate(plan, *json)
+        }
+        Command::Runs(args) => commands::inspect::runs(&config, args).await,
+        Command::Status(args) => commands::inspect::status(&config, args).await,
+        Command::Logs(args) => commands::inspect::logs(&config, args).await,
+        Command::Cancel(args) => commands::cancel::cancel(&config, args).await,
+        Command::Resume(args) => commands::run::resume(&config, args).await,
+        Command::Bench(args) => commands::bench::bench(&config, args).await,
+        Command::Config(ConfigCommand::Validate) => Ok(commands::config::validate(&config)),
+        Command::Config(ConfigCommand::Example) => Ok(commands::config::print_example()),
+    }
+}

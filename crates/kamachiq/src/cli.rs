@@ -1,0 +1,221 @@
+//! The command line. Help texts are the first documentation users read: each says what the
+//! command does, what it changes and what its exit code means.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes: 0 success · 1 the run failed · 2 invalid input (plan, flags, configuration) ·
+3 the run was cancelled · 4 kamachiq could not do it (store, git, system) · 130 interrupted
+(the run keeps its state; `kamachiq resume RUN` continues it)";
+
+/// kamachiq: the control plane for autonomous software delivery. It runs a plan of
+/// deliverables (a DAG) in isolated git worktrees, merges what passes into your branch one
+/// merge at a time, and records every step durably so nothing is lost on a crash.
+#[derive(Debug, Parser)]
+#[command(name = "kamachiq", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    /// State directory (SQLite database, step logs, worktrees). Default: ./.kamachiq
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB. Default: SQLite in the home.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Configuration file. Default: ./kamachiq.toml when it exists.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log level for diagnostics on stderr: error, warn, info, debug, trace.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a demo: a throwaway git repository, a six-deliverable plan shaped like a diamond,
+    /// run for real, with the result shown. Needs only git.
+    Demo(DemoArgs),
+    /// Run a plan: every deliverable whose dependencies are done runs in parallel, each in
+    /// its own worktree and branch; what passes is merged into the target branch.
+    Run(RunArgs),
+    /// Work with plan files.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// List runs, newest first.
+    Runs(RunsArgs),
+    /// Show a run and each deliverable's state, attempts and times.
+    Status(StatusArgs),
+    /// Show what a deliverable's steps printed.
+    Logs(LogsArgs),
+    /// Cancel a run: running steps are stopped, waiting deliverables are cancelled.
+    Cancel(CancelArgs),
+    /// Continue a run that was interrupted (or, with --retry-failed, retry what failed).
+    Resume(ResumeArgs),
+    /// Measure the engine: run a generated plan through the real engine and store.
+    Bench(BenchArgs),
+    /// Check or print the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Print machine-readable events (one JSON object per line) instead of the live display.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plan file (YAML, or JSON when it ends in .json).
+    pub plan: PathBuf,
+    /// Target repository; overrides `repo:` in the plan.
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Target branch; overrides `branch:` in the plan. Default: the repository's current branch.
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Deliverables that may run at once (default from configuration: 4).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u32>,
+    /// Print machine-readable events (one JSON object per line) instead of the live display.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Check a plan without running anything; every problem is listed with file, line and
+    /// deliverable. Exit code 2 when the plan is invalid.
+    Validate {
+        plan: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only runs of this tenant.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// At most this many runs.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run: its id, a unique prefix of it, or `latest`.
+    pub run: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The run: its id, a unique prefix of it, or `latest`.
+    pub run: String,
+    pub deliverable: String,
+    /// Only this step (default: every step that ran).
+    pub step: Option<String>,
+    /// Which attempt (default: the latest of each step).
+    #[arg(long)]
+    pub attempt: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The run: its id, a unique prefix of it, or `latest`.
+    pub run: String,
+    /// Return once the cancel is requested instead of waiting for the run to stop.
+    #[arg(long)]
+    pub no_wait: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run: its id, a unique prefix of it, or `latest`.
+    pub run: String,
+    /// Also retry failed deliverables (and those skipped because of them). Steps that
+    /// passed before are not run again.
+    #[arg(long)]
+    pub retry_failed: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shape {
+    /// root -> N-2 independent deliverables -> sink
+    Fanout,
+    /// each deliverable depends on the one before
+    Chain,
+    /// layers of width √N, each deliverable depending on two of the layer before
+    Diamond,
+    /// each deliverable depends on up to three earlier ones, chosen with a fixed seed
+    Random,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchStore {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchStep {
+    /// No process: measures the engine and the store.
+    Noop,
+    /// A real `true` process per step.
+    Process,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Deliverables in the generated plan.
+    #[arg(long, default_value_t = 1000)]
+    pub deliverables: u32,
+    #[arg(long, value_enum, default_value_t = Shape::Fanout)]
+    pub shape: Shape,
+    /// SQLite in a temporary directory, or PostgreSQL (a fresh schema on --database-url or
+    /// postgres://postgres@127.0.0.1:5432/test, dropped afterwards).
+    #[arg(long, value_enum, default_value_t = BenchStore::Sqlite)]
+    pub store: BenchStore,
+    #[arg(long, value_enum, default_value_t = BenchStep::Noop)]
+    pub step: BenchStep,
+    /// Deliverables in flight at once (default: 1024 for noop steps, 64 for processes).
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load the configuration from every source, check it, and show the result.
+    Validate,
+    /// Print a commented configuration file with every key and its default.
+    Example,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

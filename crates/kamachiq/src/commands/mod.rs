@@ -1,0 +1,232 @@
+//! The commands, and what they share: opening the store, building the engine, finding a run
+//! from what the user typed, and driving a run with its display.
+
+pub mod bench;
+pub mod cancel;
+pub mod config;
+pub mod demo;
+pub mod inspect;
+pub mod plan;
+pub mod run;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use kamachiq_api::RunView;
+use kamachiq_domain::{RunId, RunState};
+use kamachiq_engine::{Ending, Engine, EngineOptions, Identity, Parts, ProcessRunner, SystemClock};
+use kamachiq_store::Store;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::progress::{Mode, Progress};
+use crate::{InvalidInput, exit, output};
+
+/// Creates the home directory if needed. It ignores itself in git (a `.gitignore` of `*`), so
+/// a home inside a repository never shows up as untracked files there.
+pub fn ensure_home(home: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(home)
+        .with_context(|| format!("cannot create the home directory {}", home.display()))?;
+    let ignore = home.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(
+            &ignore,
+            "# kamachiq's state; not part of any repository\n*\n",
+        )
+        .with_context(|| format!("cannot write {}", ignore.display()))?;
+    }
+    Ok(())
+}
+
+/// Opens the configured store (creating the SQLite home when that is where it lives).
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if config.database_url.is_none() {
+        ensure_home(&config.home)?;
+    }
+    Ok(Store::open(&config.database_url()).await?)
+}
+
+/// The production engine: real processes, the wall clock.
+pub fn engine(config: &Config, store: Store) -> anyhow::Result<Engine> {
+    ensure_home(&config.home)?;
+    let home = std::fs::canonicalize(&config.home).with_context(|| {
+        format!(
+            "cannot resolve the home directory {}",
+            config.home.display()
+        )
+    })?;
+    let mut options = EngineOptions::new(home);
+    options.lease_ttl = config.lease_ttl;
+    options.heartbeat = config.heartbeat;
+    options.identity = Identity {
+        name: config.author_name.clone(),
+        email: config.author_email.clone(),
+    };
+    let runner = ProcessRunner {
+        kill_grace: config.kill_grace,
+        ..ProcessRunner::default()
+    };
+    Ok(Engine::new(Parts::new(
+        store,
+        Arc::new(runner),
+        Arc::new(SystemClock),
+        options,
+    )))
+}
+
+/// The run the user means: an id, a unique prefix, or `latest`. Unknown or ambiguous
+/// references are input errors.
+pub async fn resolve_run(store: &Store, reference: &str) -> anyhow::Result<RunId> {
+    store.resolve_run(reference).await.map_err(|e| match e {
+        kamachiq_store::Error::RunNotFound(_) | kamachiq_store::Error::AmbiguousRun { .. } => {
+            InvalidInput::new(e.to_string()).into()
+        }
+        other => other.into(),
+    })
+}
+
+pub async fn run_view(store: &Store, run: &RunId) -> anyhow::Result<RunView> {
+    let stored = store.run(run).await?;
+    let deliverables = store.deliverables(run).await?;
+    let attempts = store.step_attempts(run, None).await?;
+    Ok(RunView::new(&stored, &deliverables, &attempts))
+}
+
+/// Drives `run` to its end with a live display (or JSON events), stopping cleanly on Ctrl-C
+/// or SIGTERM (a second Ctrl-C quits at once). Prints the summary and returns the exit code.
+pub async fn drive_with_display(
+    engine: &Engine,
+    run: &RunId,
+    mode: Mode,
+    mut events: tokio::sync::broadcast::Receiver<kamachiq_domain::Event>,
+) -> anyhow::Result<u8> {
+    let store = engine.store().clone();
+    let mut progress = Progress::new(mode, &run_view(&store, run).await?);
+    // Show what happened before the display existed (the run's first events).
+    catch_up(&store, run, &mut progress).await?;
+
+    let stop = CancellationToken::new();
+    tokio::spawn(watch_signals(stop.clone()));
+    let driving = engine.drive(run, stop);
+    tokio::pin!(driving);
+    let ending = loop {
+        tokio::select! {
+            ending = &mut driving => break ending,
+            received = events.recv() => match received {
+                Ok(event) => progress.show(&event),
+                Err(RecvError::Lagged(_)) => catch_up(&store, run, &mut progress).await?,
+                Err(RecvError::Closed) => {}
+            },
+        }
+    };
+    catch_up(&store, run, &mut progress).await?;
+    progress.finish();
+    let ending = ending.map_err(|e| match e {
+        kamachiq_engine::Error::RunBusy { .. } | kamachiq_engine::Error::RunFinished { .. } => {
+            anyhow::Error::from(InvalidInput::new(e.to_string()))
+        }
+        other => other.into(),
+    })?;
+    let view = run_view(&store, run).await?;
+    if mode != Mode::Json {
+        summary(&view);
+    }
+    Ok(match ending {
+        Ending::Finished(RunState::Succeeded) => exit::OK,
+        Ending::Finished(RunState::Failed) => exit::RUN_FAILED,
+        Ending::Finished(RunState::Cancelled) => exit::CANCELLED,
+        Ending::Finished(RunState::Running) | Ending::Interrupted => {
+            if mode != Mode::Json {
+                output::note(format!(
+                    "run {run} stopped; its state is saved. Continue it with: kamachiq resume {run}"
+                ));
+            }
+            exit::INTERRUPTED
+        }
+    })
+}
+
+async fn catch_up(store: &Store, run: &RunId, progress: &mut Progress) -> anyhow::Result<()> {
+    let filter = kamachiq_store::EventFilter {
+        run: Some(run.clone()),
+        tenant: None,
+    };
+    loop {
+        let events = store.events_after(progress.last_seq, &filter, 1000).await?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        for event in &events {
+            progress.show(event);
+        }
+    }
+}
+
+async fn watch_signals(stop: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch for SIGTERM");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    output::note(
+        "stopping: running steps are being stopped and handed back (Ctrl-C again to quit at once)",
+    );
+    stop.cancel();
+    let _ = tokio::signal::ctrl_c().await;
+    std::process::exit(i32::from(exit::INTERRUPTED));
+}
+
+/// The table printed when a run ends.
+pub fn summary(view: &RunView) {
+    let mut table = output::table(&[
+        "deliverable",
+        "state",
+        "attempts",
+        "steps",
+        "time",
+        "detail",
+    ]);
+    for d in &view.deliverables {
+        let time = match (d.started_at, d.finished_at) {
+            (Some(start), Some(end)) => output::duration(end.since(start)),
+            _ => String::new(),
+        };
+        let detail = match (&d.reason, &d.current_step) {
+            (Some(reason), _) => format!("{}: {}", reason.code, reason.detail),
+            (None, Some(step)) => format!("at step {step}"),
+            (None, None) => String::new(),
+        };
+        table.add_row(vec![
+            d.id.clone(),
+            d.state.to_string(),
+            d.attempts.to_string(),
+            format!("{}/{}", d.steps_done, d.steps_total),
+            time,
+            detail,
+        ]);
+    }
+    output::line(table);
+    let took = match view.finished_at {
+        Some(end) => format!(" in {}", output::duration(end.since(view.created_at))),
+        None => String::new(),
+    };
+    let c = view.counts;
+    output::line(format!(
+        "\nrun {} {}{took}: {} succeeded, {} failed, {} skipped, {} cancelled of {}",
+        view.id, view.state, c.succeeded, c.failed, c.skipped, c.cancelled, c.total
+    ));
+    if let Some(d) = view.deliverables.iter().find(|d| d.reason.is_some()) {
+        output::line(format!(
+            "see what it printed: kamachiq logs {} {}",
+            view.id, d.id
+        ));
+    }
+}

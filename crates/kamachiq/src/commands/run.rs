@@ -1,0 +1,118 @@
+//! `kamachiq run` and `kamachiq resume`.
+
+use std::path::{Path, PathBuf};
+
+use kamachiq_domain::{DeliverableState, RunState};
+use kamachiq_engine::Target;
+
+use crate::cli::{ResumeArgs, RunArgs};
+use crate::commands::{drive_with_display, engine, open_store, resolve_run};
+use crate::config::Config;
+use crate::progress::Mode;
+use crate::{InvalidInput, output};
+
+pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<u8> {
+    let plan = super::plan::load(&args.plan)?;
+    let repo = target_repo(&args.plan, args.repo.as_deref(), plan.repo.as_deref())?;
+    let branch = args.branch.as_deref().or(plan.branch.as_deref());
+    let target = Target::resolve(&repo, branch)
+        .await
+        .map_err(|e| InvalidInput::new(e.to_string()))?;
+    let concurrency = args.concurrency.unwrap_or(config.concurrency);
+    if concurrency == 0 {
+        return Err(InvalidInput::new("--concurrency must be at least 1").into());
+    }
+
+    let store = open_store(config).await?;
+    let engine = engine(config, store)?;
+    let events = engine.subscribe();
+    let run = engine.submit(plan, Some(&target), concurrency).await?;
+    let mode = Mode::pick(args.json);
+    if mode != Mode::Json {
+        output::note(format!(
+            "run {run}: target {} ({}); state in {}",
+            target.repo.display(),
+            target.branch,
+            config.home.display()
+        ));
+    }
+    drive_with_display(&engine, &run, mode, events).await
+}
+
+/// `--repo` (relative to the working directory) wins over the plan's `repo:` (relative to the
+/// plan file).
+fn target_repo(
+    plan_file: &Path,
+    flag: Option<&Path>,
+    in_plan: Option<&str>,
+) -> anyhow::Result<PathBuf> {
+    if let Some(repo) = flag {
+        return Ok(repo.to_path_buf());
+    }
+    match in_plan {
+        Some(repo) => {
+            let base = plan_file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            Ok(base.join(repo))
+        }
+        None => Err(InvalidInput::new(format!(
+            "{}: no target repository: pass --repo DIR or set `repo:` in the plan",
+            plan_file.display()
+        ))
+        .into()),
+    }
+}
+
+pub async fn resume(config: &Config, args: &ResumeArgs) -> anyhow::Result<u8> {
+    let store = open_store(config).await?;
+    let run = resolve_run(&store, &args.run).await?;
+    let stored = store.run(&run).await?;
+    let engine = engine(config, store)?;
+    let reopen = match (stored.state, args.retry_failed) {
+        (RunState::Running, false) => None,
+        (RunState::Running | RunState::Failed, true) => Some(vec![DeliverableState::Failed, DeliverableState::Skipped]),
+        (RunState::Cancelled, retry) => Some(if retry {
+            vec![DeliverableState::Cancelled, DeliverableState::Failed, DeliverableState::Skipped]
+        } else {
+            vec![DeliverableState::Cancelled]
+        }),
+        (RunState::Failed, false) => {
+            return Err(InvalidInput::new(format!(
+                "run {run} has failed; `kamachiq resume {run} --retry-failed` runs its failed deliverables again"
+            ))
+            .into())
+        }
+        (RunState::Succeeded, _) => {
+            return Err(InvalidInput::new(format!("run {run} has already succeeded; nothing to resume")).into())
+        }
+    };
+    let events = engine.subscribe();
+    if let Some(states) = reopen {
+        let reopened = engine.reopen(&run, states).await?;
+        if !args.json {
+            output::note(format!("run {run}: {reopened} deliverables to run again"));
+        }
+    }
+    let code = drive_with_display(&engine, &run, Mode::pick(args.json), events).await?;
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plans_repo_is_relative_to_the_plan_file() {
+        let repo = target_repo(Path::new("plans/p.yaml"), None, Some("../service")).unwrap();
+        assert_eq!(repo, PathBuf::from("plans/../service"));
+        let repo = target_repo(Path::new("p.yaml"), None, Some("svc")).unwrap();
+        assert_eq!(repo, PathBuf::from("./svc"));
+        let flag =
+            target_repo(Path::new("plans/p.yaml"), Some(Path::new("x")), Some("svc")).unwrap();
+        assert_eq!(flag, PathBuf::from("x"));
+        let err = target_repo(Path::new("p.yaml"), None, None).unwrap_err();
+        assert!(err.to_string().contains("no target repository"), "{err}");
+    }
+}

@@ -1,0 +1,476 @@
+//! Configuration: defaults < `kamachiq.toml` < `KAMACHIQ_*` environment < command-line flags,
+//! merged here and nowhere else (this is the only code that reads the environment). Each source
+//! is read into an all-optional raw form, then the merge is validated into typed values; a bad
+//! value names its key and its source.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::InvalidInput;
+
+/// The configuration file read when none is named.
+pub const DEFAULT_FILE: &str = "kamachiq.toml";
+
+/// Settings as one source gives them.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    pub home: Option<String>,
+    pub database_url: Option<String>,
+    pub concurrency: Option<u32>,
+    pub log_level: Option<String>,
+    #[serde(default)]
+    pub engine: RawEngine,
+    #[serde(default)]
+    pub git: RawGit,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEngine {
+    pub lease_ttl: Option<String>,
+    pub heartbeat: Option<String>,
+    pub kill_grace: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGit {
+    pub author_name: Option<String>,
+    pub author_email: Option<String>,
+}
+
+impl Raw {
+    /// `self`, with every value `over` sets taking precedence.
+    fn overlay(self, over: Raw) -> Raw {
+        Raw {
+            home: over.home.or(self.home),
+            database_url: over.database_url.or(self.database_url),
+            concurrency: over.concurrency.or(self.concurrency),
+            log_level: over.log_level.or(self.log_level),
+            engine: RawEngine {
+                lease_ttl: over.engine.lease_ttl.or(self.engine.lease_ttl),
+                heartbeat: over.engine.heartbeat.or(self.engine.heartbeat),
+                kill_grace: over.engine.kill_grace.or(self.engine.kill_grace),
+            },
+            git: RawGit {
+                author_name: over.git.author_name.or(self.git.author_name),
+                author_email: over.git.author_email.or(self.git.author_email),
+            },
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub home: PathBuf,
+    /// `None`: SQLite under the home.
+    pub database_url: Option<String>,
+    pub concurrency: u32,
+    pub log_level: tracing::Level,
+    pub lease_ttl: Duration,
+    pub heartbeat: Duration,
+    pub kill_grace: Duration,
+    pub author_name: String,
+    pub author_email: String,
+    /// Where the values came from, for `config validate`.
+    pub sources: Vec<String>,
+}
+
+impl Config {
+    /// The database URL for messages: passwords hidden.
+    pub fn database_url_display(&self) -> String {
+        kamachiq_store::redact_url(&self.database_url())
+    }
+
+    /// The database URL in use.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.home.join("kamachiq.db").display()))
+    }
+}
+
+/// The environment variables kamachiq reads, with the key each sets.
+const ENV_KEYS: [(&str, &str); 10] = [
+    ("KAMACHIQ_HOME", "home"),
+    ("KAMACHIQ_DATABASE_URL", "database_url"),
+    ("KAMACHIQ_CONCURRENCY", "concurrency"),
+    ("KAMACHIQ_LOG_LEVEL", "log_level"),
+    ("KAMACHIQ_ENGINE_LEASE_TTL", "engine.lease_ttl"),
+    ("KAMACHIQ_ENGINE_HEARTBEAT", "engine.heartbeat"),
+    ("KAMACHIQ_ENGINE_KILL_GRACE", "engine.kill_grace"),
+    ("KAMACHIQ_GIT_AUTHOR_NAME", "git.author_name"),
+    ("KAMACHIQ_GIT_AUTHOR_EMAIL", "git.author_email"),
+    ("KAMACHIQ_CONFIG", "(configuration file)"),
+];
+
+/// Loads the configuration: `file` (or `KAMACHIQ_CONFIG`, or `./kamachiq.toml` if present),
+/// then the environment, then `flags`.
+pub fn load(file: Option<&Path>, flags: Raw) -> anyhow::Result<Config> {
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| ENV_KEYS.iter().any(|(name, _)| name == k))
+        .collect();
+    load_from(file, &env, flags)
+}
+
+/// [`load`] with the environment given, for tests.
+pub fn load_from(
+    file: Option<&Path>,
+    env: &[(String, String)],
+    flags: Raw,
+) -> anyhow::Result<Config> {
+    let env_value = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let mut sources = vec!["defaults".to_owned()];
+
+    let named = file
+        .map(Path::to_path_buf)
+        .or_else(|| env_value("KAMACHIQ_CONFIG").map(PathBuf::from));
+    let from_file = match &named {
+        Some(path) => Some(read_file(path)?),
+        None if Path::new(DEFAULT_FILE).is_file() => Some(read_file(Path::new(DEFAULT_FILE))?),
+        None => None,
+    };
+    let mut raw = Raw::default();
+    if let Some((path, file_raw)) = from_file {
+        sources.push(path.display().to_string());
+        raw = raw.overlay(file_raw);
+    }
+
+    let env_raw = from_env(&env_value)?;
+    if ENV_KEYS
+        .iter()
+        .any(|(name, _)| *name != "KAMACHIQ_CONFIG" && env_value(name).is_some())
+    {
+        sources.push("environment".to_owned());
+    }
+    raw = raw.overlay(env_raw);
+    sources.push("flags".to_owned());
+    raw = raw.overlay(flags);
+    validate(raw, sources)
+}
+
+fn read_file(path: &Path) -> anyhow::Result<(PathBuf, Raw)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration file {}", path.display()))
+        .map_err(|e| InvalidInput::new(format!("{e:#}")))?;
+    let raw: Raw = toml::from_str(&text).map_err(|e| {
+        let place = e
+            .span()
+            .map(|span| {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                format!(":{line}")
+            })
+            .unwrap_or_default();
+        InvalidInput::new(format!("{}{place}: {}", path.display(), e.message()))
+    })?;
+    Ok((path.to_path_buf(), raw))
+}
+
+fn from_env(value: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Raw> {
+    let concurrency = match value("KAMACHIQ_CONCURRENCY") {
+        None => None,
+        Some(v) => Some(v.trim().parse::<u32>().map_err(|_| {
+            InvalidInput::new(format!(
+                "KAMACHIQ_CONCURRENCY: expected a whole number, got `{v}`"
+            ))
+        })?),
+    };
+    Ok(Raw {
+        home: value("KAMACHIQ_HOME"),
+        database_url: value("KAMACHIQ_DATABASE_URL"),
+        concurrency,
+        log_level: value("KAMACHIQ_LOG_LEVEL"),
+        engine: RawEngine {
+            lease_ttl: value("KAMACHIQ_ENGINE_LEASE_TTL"),
+            heartbeat: value("KAMACHIQ_ENGINE_HEARTBEAT"),
+            kill_grace: value("KAMACHIQ_ENGINE_KILL_GRACE"),
+        },
+        git: RawGit {
+            author_name: value("KAMACHIQ_GIT_AUTHOR_NAME"),
+            author_email: value("KAMACHIQ_GIT_AUTHOR_EMAIL"),
+        },
+    })
+}
+
+fn duration(key: &str, value: Option<&str>, default: Duration) -> anyhow::Result<Duration> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    let parsed = humantime::parse_duration(text.trim()).map_err(|e| {
+        InvalidInput::new(format!(
+            "{key}: invalid duration `{text}`: {e} (write e.g. `30s`, `5m`)"
+        ))
+    })?;
+    if parsed.is_zero() {
+        return Err(InvalidInput::new(format!("{key}: must be longer than zero")).into());
+    }
+    Ok(parsed)
+}
+
+fn validate(raw: Raw, sources: Vec<String>) -> anyhow::Result<Config> {
+    let home = PathBuf::from(raw.home.as_deref().unwrap_or(".kamachiq"));
+    if home.as_os_str().is_empty() {
+        return Err(InvalidInput::new("home: must not be empty").into());
+    }
+    if let Some(url) = &raw.database_url
+        && kamachiq_store::Backend::from_url(url).is_err()
+    {
+        return Err(InvalidInput::new(format!(
+            "database_url: `{}` is neither sqlite://PATH nor postgres://USER@HOST/DB",
+            kamachiq_store::redact_url(url)
+        ))
+        .into());
+    }
+    let concurrency = raw.concurrency.unwrap_or(4);
+    if !(1..=4096).contains(&concurrency) {
+        return Err(InvalidInput::new(format!(
+            "concurrency: must be between 1 and 4096, got {concurrency}"
+        ))
+        .into());
+    }
+    let log_level = match raw
+        .log_level
+        .as_deref()
+        .unwrap_or("warn")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "error" => tracing::Level::ERROR,
+        "warn" => tracing::Level::WARN,
+        "info" => tracing::Level::INFO,
+        "debug" => tracing::Level::DEBUG,
+        "trace" => tracing::Level::TRACE,
+        other => {
+            return Err(InvalidInput::new(format!(
+                "log_level: `{other}` is not one of error, warn, info, debug, trace"
+            ))
+            .into());
+        }
+    };
+    let lease_ttl = duration(
+        "engine.lease_ttl",
+        raw.engine.lease_ttl.as_deref(),
+        Duration::from_secs(30),
+    )?;
+    let heartbeat = duration(
+        "engine.heartbeat",
+        raw.engine.heartbeat.as_deref(),
+        Duration::from_secs(10),
+    )?;
+    if heartbeat >= lease_ttl {
+        return Err(InvalidInput::new(format!(
+            "engine.heartbeat ({}) must be shorter than engine.lease_ttl ({}), or leases lapse between renewals",
+            humantime::format_duration(heartbeat),
+            humantime::format_duration(lease_ttl)
+        ))
+        .into());
+    }
+    let kill_grace = duration(
+        "engine.kill_grace",
+        raw.engine.kill_grace.as_deref(),
+        Duration::from_secs(5),
+    )?;
+    Ok(Config {
+        home,
+        database_url: raw.database_url,
+        concurrency,
+        log_level,
+        lease_ttl,
+        heartbeat,
+        kill_grace,
+        author_name: raw.git.author_name.unwrap_or_else(|| "kamachiq".to_owned()),
+        author_email: raw
+            .git
+            .author_email
+            .unwrap_or_else(|| "kamachiq@localhost".to_owned()),
+        sources,
+    })
+}
+
+/// The commented example configuration (`kamachiq config example`; committed as
+/// `kamachiq.example.toml`, which a test keeps identical to this).
+pub fn example() -> String {
+    let mut out = String::from(
+        "# kamachiq configuration. Every key is optional; shown are the defaults.\n\
+         # Precedence: these defaults < this file < KAMACHIQ_* environment < command-line flags.\n\
+         # kamachiq reads ./kamachiq.toml, or the file named by --config or KAMACHIQ_CONFIG.\n\n",
+    );
+    for (comment, line) in [
+        (
+            "Where kamachiq keeps its state: the SQLite database, step logs, worktrees. (KAMACHIQ_HOME)",
+            "home = \".kamachiq\"",
+        ),
+        (
+            "Database; unset means SQLite in the home. PostgreSQL: \"postgres://USER@HOST/DB\". (KAMACHIQ_DATABASE_URL)",
+            "# database_url = \"sqlite://.kamachiq/kamachiq.db\"",
+        ),
+        (
+            "Deliverables of a run that may run at once. (KAMACHIQ_CONCURRENCY)",
+            "concurrency = 4",
+        ),
+        (
+            "error, warn, info, debug or trace. (KAMACHIQ_LOG_LEVEL)",
+            "log_level = \"warn\"",
+        ),
+    ] {
+        out.push_str(&format!("# {comment}\n{line}\n\n"));
+    }
+    out.push_str("[engine]\n");
+    for (comment, line) in [
+        (
+            "A driver that has not renewed its lease for this long is taken over. (KAMACHIQ_ENGINE_LEASE_TTL)",
+            "lease_ttl = \"30s\"",
+        ),
+        (
+            "How often a driver renews its leases; shorter than lease_ttl. (KAMACHIQ_ENGINE_HEARTBEAT)",
+            "heartbeat = \"10s\"",
+        ),
+        (
+            "Between SIGTERM and SIGKILL when a step is stopped. (KAMACHIQ_ENGINE_KILL_GRACE)",
+            "kill_grace = \"5s\"",
+        ),
+    ] {
+        out.push_str(&format!("# {comment}\n{line}\n\n"));
+    }
+    out.push_str("[git]\n");
+    for (comment, line) in [
+        (
+            "Author of step commits and merges. (KAMACHIQ_GIT_AUTHOR_NAME)",
+            "author_name = \"kamachiq\"",
+        ),
+        (
+            "(KAMACHIQ_GIT_AUTHOR_EMAIL)",
+            "author_email = \"kamachiq@localhost\"",
+        ),
+    ] {
+        out.push_str(&format!("# {comment}\n{line}\n\n"));
+    }
+    out.trim_end().to_owned() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    #[test]
+    fn defaults_apply_without_any_source() {
+        let config = load_from(None, &[], Raw::default()).unwrap();
+        assert_eq!(config.home, PathBuf::from(".kamachiq"));
+        assert_eq!(config.database_url(), "sqlite://.kamachiq/kamachiq.db");
+        assert_eq!(config.concurrency, 4);
+        assert_eq!(config.lease_ttl, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn file_then_environment_then_flags_take_precedence() {
+        let file = write("concurrency = 2\nhome = \"/srv/kq\"\n[engine]\nlease_ttl = \"1m\"\n");
+        let flags = Raw {
+            concurrency: Some(8),
+            ..Raw::default()
+        };
+        let config = load_from(
+            Some(file.path()),
+            &env(&[("KAMACHIQ_HOME", "/env/kq"), ("KAMACHIQ_CONCURRENCY", "3")]),
+            flags,
+        )
+        .unwrap();
+        assert_eq!(config.concurrency, 8, "flags beat the environment");
+        assert_eq!(
+            config.home,
+            PathBuf::from("/env/kq"),
+            "the environment beats the file"
+        );
+        assert_eq!(
+            config.lease_ttl,
+            Duration::from_secs(60),
+            "the file beats the defaults"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let file = write("concurrency = 2\n[engine]\nleese_ttl = \"1m\"\n");
+        let err = load_from(Some(file.path()), &[], Raw::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":3: unknown field `leese_ttl`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            (
+                env(&[("KAMACHIQ_CONCURRENCY", "many")]),
+                "KAMACHIQ_CONCURRENCY: expected a whole number, got `many`",
+            ),
+            (
+                env(&[("KAMACHIQ_CONCURRENCY", "0")]),
+                "concurrency: must be between 1 and 4096, got 0",
+            ),
+            (
+                env(&[("KAMACHIQ_ENGINE_LEASE_TTL", "soon")]),
+                "engine.lease_ttl: invalid duration `soon`",
+            ),
+            (
+                env(&[("KAMACHIQ_LOG_LEVEL", "loud")]),
+                "log_level: `loud` is not one of",
+            ),
+            (
+                env(&[("KAMACHIQ_DATABASE_URL", "mysql://u:pw@h/db")]),
+                "database_url: `mysql://u:***@h/db` is neither",
+            ),
+            (
+                env(&[("KAMACHIQ_ENGINE_HEARTBEAT", "1m")]),
+                "engine.heartbeat (1m) must be shorter than engine.lease_ttl (30s)",
+            ),
+        ];
+        for (vars, expected) in cases {
+            let err = load_from(None, &vars, Raw::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_example_parses_to_the_defaults() {
+        let file = write(&example());
+        let config = load_from(Some(file.path()), &[], Raw::default()).unwrap();
+        let defaults = load_from(None, &[], Raw::default()).unwrap();
+        assert_eq!(config.home, defaults.home);
+        assert_eq!(config.concurrency, defaults.concurrency);
+        assert_eq!(config.lease_ttl, defaults.lease_ttl);
+        assert_eq!(config.heartbeat, defaults.heartbeat);
+        assert_eq!(config.kill_grace, defaults.kill_grace);
+        assert_eq!(config.author_email, defaults.author_email);
+        assert_eq!(config.database_url(), defaults.database_url());
+    }
+
+    #[test]
+    fn the_committed_example_is_current() {
+        let committed = include_str!("../../../kamachiq.example.toml");
+        assert_eq!(
+            committed,
+            example(),
+            "run `kamachiq config example > kamachiq.example.toml`"
+        );
+    }
+}

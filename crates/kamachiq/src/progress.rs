@@ -1,0 +1,285 @@
+//! What a terminal shows while a run runs. Three forms, one source: the committed events.
+//!
+//! - live (a terminal): a header with deliverables done / running / failed and a spinner per
+//!   running deliverable with its current step; notable events print above them;
+//! - plain (output redirected): one timestamped line per notable event;
+//! - JSON (`--json`): every event, one object per line.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use console::style;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kamachiq_api::RunView;
+use kamachiq_domain::{DeliverableState, Event, EventKind};
+
+use crate::output;
+
+/// How progress is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Live,
+    Plain,
+    Json,
+}
+
+impl Mode {
+    /// Live on a terminal, plain otherwise; JSON when asked.
+    pub fn pick(json: bool) -> Self {
+        if json {
+            Self::Json
+        } else if console::Term::stderr().is_term() {
+            Self::Live
+        } else {
+            Self::Plain
+        }
+    }
+}
+
+struct Running {
+    bar: Option<ProgressBar>,
+    since: Instant,
+}
+
+/// The display of one run.
+pub struct Progress {
+    mode: Mode,
+    run: String,
+    total: usize,
+    states: HashMap<String, DeliverableState>,
+    steps_total: HashMap<String, u32>,
+    running: HashMap<String, Running>,
+    bars: MultiProgress,
+    header: Option<ProgressBar>,
+    width: usize,
+    /// The last event shown; later catch-up reads start after it.
+    pub last_seq: i64,
+}
+
+impl Progress {
+    /// A display for `run`, starting from its current state (a resumed run is partly done).
+    pub fn new(mode: Mode, run: &RunView) -> Self {
+        let bars = MultiProgress::with_draw_target(match mode {
+            Mode::Live => ProgressDrawTarget::stderr(),
+            _ => ProgressDrawTarget::hidden(),
+        });
+        let width = run
+            .deliverables
+            .iter()
+            .map(|d| d.id.len())
+            .max()
+            .unwrap_or(8)
+            .min(32);
+        let header = (mode == Mode::Live).then(|| {
+            let bar = bars.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {msg} {elapsed:.dim}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(format!("run {}", run.id));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        let progress = Self {
+            mode,
+            run: run.id.clone(),
+            total: run.deliverables.len(),
+            states: run
+                .deliverables
+                .iter()
+                .map(|d| (d.id.clone(), d.state))
+                .collect(),
+            steps_total: run
+                .deliverables
+                .iter()
+                .map(|d| (d.id.clone(), d.steps_total))
+                .collect(),
+            running: HashMap::new(),
+            bars,
+            header,
+            width,
+            last_seq: 0,
+        };
+        progress.refresh_header();
+        progress
+    }
+
+    /// Shows one committed event of the run (others are ignored, as are events already shown).
+    pub fn show(&mut self, event: &Event) {
+        if event.run_id.as_str() != self.run || event.seq <= self.last_seq {
+            return;
+        }
+        self.last_seq = event.seq;
+        if self.mode == Mode::Json {
+            output::json(event);
+            return;
+        }
+        let id = event
+            .deliverable
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        match event.kind {
+            EventKind::RunStarted | EventKind::RunResumed | EventKind::CancelRequested => {
+                let text = match event.kind {
+                    EventKind::RunStarted => format!(
+                        "run {} started: {} deliverables, up to {} at once",
+                        self.run, event.data["deliverables"], event.data["concurrency"]
+                    ),
+                    EventKind::RunResumed => format!("run {} resumed", self.run),
+                    _ => format!("run {}: cancel requested", self.run),
+                };
+                self.say(&text);
+            }
+            EventKind::DeliverableStarted => {
+                self.set_state(&id, DeliverableState::Running);
+                let bar = self.header.as_ref().map(|_| {
+                    let bar = self.bars.add(ProgressBar::new_spinner());
+                    bar.set_style(
+                        ProgressStyle::with_template("  {spinner:.green} {msg} {elapsed:.dim}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    bar.set_message(format!("{id:<w$} starting", w = self.width));
+                    bar
+                });
+                self.running.insert(
+                    id.clone(),
+                    Running {
+                        bar,
+                        since: Instant::now(),
+                    },
+                );
+                if self.mode == Mode::Plain {
+                    self.say(&format!("{id} started"));
+                }
+            }
+            EventKind::StepStarted => {
+                let step = event.data["step"].as_str().unwrap_or("?");
+                let index = event.data["index"].as_u64().unwrap_or(0) + 1;
+                let attempt = event.data["attempt"].as_u64().unwrap_or(1);
+                let total = self.steps_total.get(&id).copied().unwrap_or(0);
+                let retry = if attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                if let Some(Running { bar: Some(bar), .. }) = self.running.get(&id) {
+                    bar.set_message(format!(
+                        "{id:<w$} ▸ {step} [{index}/{total}]{retry}",
+                        w = self.width
+                    ));
+                }
+                if self.mode == Mode::Plain {
+                    self.say(&format!("{id} ▸ {step} [{index}/{total}]{retry}"));
+                }
+            }
+            EventKind::StepFinished => {
+                if event.data["state"] == "failed" {
+                    let step = event.data["step"].as_str().unwrap_or("?");
+                    let why = event.data["reason"]["detail"].as_str().unwrap_or("failed");
+                    self.say(&format!("{} {id} ▸ {step}: {why}", style("!").yellow()));
+                }
+            }
+            EventKind::DeliverableMerged => {}
+            EventKind::DeliverableSucceeded => {
+                let took = self.finish_bar(&id);
+                self.set_state(&id, DeliverableState::Succeeded);
+                self.say(&format!("{} {id} succeeded{took}", style("✓").green()));
+            }
+            EventKind::DeliverableFailed => {
+                let took = self.finish_bar(&id);
+                self.set_state(&id, DeliverableState::Failed);
+                let why = event.data["reason"]["detail"].as_str().unwrap_or("");
+                self.say(&format!("{} {id} failed{took}: {why}", style("✗").red()));
+            }
+            EventKind::DeliverableSkipped => {
+                self.set_state(&id, DeliverableState::Skipped);
+                let why = event.data["reason"]["detail"].as_str().unwrap_or("");
+                self.say(&format!("{} {id} skipped: {why}", style("↷").dim()));
+            }
+            EventKind::DeliverableCancelled => {
+                self.finish_bar(&id);
+                self.set_state(&id, DeliverableState::Cancelled);
+                self.say(&format!("{} {id} cancelled", style("■").dim()));
+            }
+            EventKind::DeliverableReleased => {
+                self.finish_bar(&id);
+                self.say(&format!("{} {id} handed back unfinished", style("⏸").dim()));
+            }
+            EventKind::DeliverableReopened => {
+                self.set_state(&id, DeliverableState::Pending);
+            }
+            EventKind::RunFinished => {}
+        }
+        self.refresh_header();
+    }
+
+    fn set_state(&mut self, id: &str, state: DeliverableState) {
+        self.states.insert(id.to_owned(), state);
+    }
+
+    /// Removes a deliverable's spinner; returns " in 3.2s" for messages.
+    fn finish_bar(&mut self, id: &str) -> String {
+        match self.running.remove(id) {
+            Some(running) => {
+                if let Some(bar) = running.bar {
+                    bar.finish_and_clear();
+                    self.bars.remove(&bar);
+                }
+                format!(" in {}", output::duration(running.since.elapsed()))
+            }
+            None => String::new(),
+        }
+    }
+
+    fn refresh_header(&self) {
+        let Some(header) = &self.header else { return };
+        let count = |s: DeliverableState| self.states.values().filter(|v| **v == s).count();
+        let done = count(DeliverableState::Succeeded);
+        let mut parts = vec![
+            format!("{done}/{} done", self.total),
+            format!("{} running", count(DeliverableState::Running)),
+        ];
+        for (state, label) in [
+            (DeliverableState::Failed, "failed"),
+            (DeliverableState::Skipped, "skipped"),
+            (DeliverableState::Cancelled, "cancelled"),
+            (DeliverableState::Pending, "waiting"),
+        ] {
+            let n = count(state);
+            if n > 0 {
+                parts.push(format!("{n} {label}"));
+            }
+        }
+        header.set_message(parts.join(" · "));
+    }
+
+    /// A line above the bars (live) or on its own (plain).
+    fn say(&self, text: &str) {
+        match self.mode {
+            Mode::Live => self.bars.suspend(|| output::note(text)),
+            Mode::Plain => output::note(format!("{} {text}", clock_now())),
+            Mode::Json => {}
+        }
+    }
+
+    /// Clears the live display.
+    pub fn finish(&mut self) {
+        for (_, running) in self.running.drain() {
+            if let Some(bar) = running.bar {
+                bar.finish_and_clear();
+            }
+        }
+        if let Some(header) = self.header.take() {
+            header.finish_and_clear();
+        }
+        let _ = self.bars.clear();
+    }
+}
+
+/// `HH:MM:SS` (UTC) for plain progress lines.
+fn clock_now() -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    now.get(11..19).unwrap_or(&now).to_owned()
+}
