@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kamachiq_domain::{DeliverableId, Event, RunId};
+use kamachiq_domain::{DeliverableId, Event};
 use kamachiq_store::{Applied, Change, Rejected, Store};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
@@ -30,7 +30,7 @@ const RETRY_PAUSES: [Duration; 3] = [
 pub struct Committed {
     pub result: Result<Applied, Rejected>,
     /// Deliverables of the same run that became ready in this batch (given to the first
-    /// change of each run in a batch, so the run's driver sees each exactly once).
+    /// accepted success of each run in a batch, so the run's driver sees each exactly once).
     pub ready: Vec<DeliverableId>,
 }
 
@@ -78,7 +78,9 @@ async fn write_loop(
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let changes: Vec<Change> = batch.iter().map(|r| r.change.clone()).collect();
+        let began = std::time::Instant::now();
         let mut applied = store.apply(clock.now(), &changes).await;
+        tracing::debug!(changes = changes.len(), micros = began.elapsed().as_micros() as u64, "batch committed");
         for pause in RETRY_PAUSES {
             match &applied {
                 Err(e) if e.is_transient() => {
@@ -93,8 +95,12 @@ async fn write_loop(
             Ok(outcome) => {
                 let mut ready = kamachiq_store::by_run(&outcome.ready);
                 for (request, result) in batch.drain(..).zip(outcome.results) {
-                    let run = run_of(&request.change);
-                    let ready = run.and_then(|run| ready.remove(run)).unwrap_or_default();
+                    // Only successes make deliverables ready; the first accepted success of a
+                    // run in the batch carries them all to the run's driver.
+                    let ready = match (&request.change, &result) {
+                        (Change::Succeeded { lease, .. }, Ok(_)) => ready.remove(&lease.run).unwrap_or_default(),
+                        _ => Vec::new(),
+                    };
                     let _ = request.reply.send(Ok(Committed { result, ready }));
                 }
                 for event in outcome.events {
@@ -109,23 +115,5 @@ async fn write_loop(
                 }
             }
         }
-    }
-}
-
-fn run_of(change: &Change) -> Option<&RunId> {
-    match change {
-        Change::Claim { run, .. }
-        | Change::RequestCancel { run }
-        | Change::CancelWaiting { run }
-        | Change::CancelOrphans { run }
-        | Change::Reopen { run, .. }
-        | Change::Resumed { run, .. }
-        | Change::FinishRun { run, .. } => Some(run),
-        Change::StepStarted { lease, .. }
-        | Change::Succeeded { lease, .. }
-        | Change::Failed { lease, .. }
-        | Change::Cancelled { lease }
-        | Change::Released { lease } => Some(&lease.run),
-        Change::StepFinished(end) => Some(&end.lease.run),
     }
 }

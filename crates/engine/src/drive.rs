@@ -6,7 +6,7 @@
 //! requested from elsewhere. Each task claims its deliverable, prepares its worktree, runs the
 //! remaining steps with retries, merges, and records the result.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -67,7 +67,13 @@ pub(crate) async fn drive(
     acquire(&engine, &run, deliverables.iter().any(|d| d.attempt > 0)).await?;
 
     let workspaces = workspaces_for(&engine, &run);
-    let plan = Arc::new(run.plan.clone());
+    // Deliverables by id: looked up once per task, so it must not be a scan of the plan.
+    let by_id: HashMap<DeliverableId, Deliverable> = run
+        .plan
+        .deliverables
+        .iter()
+        .map(|d| (d.id.clone(), d.clone()))
+        .collect();
     let mut ready: VecDeque<(DeliverableId, bool)> = VecDeque::new();
     for d in &deliverables {
         match d.state {
@@ -100,7 +106,7 @@ pub(crate) async fn drive(
                 let Some((id, takeover)) = ready.pop_front() else {
                     break;
                 };
-                let Some(deliverable) = plan.deliverable(id.as_str()).cloned() else {
+                let Some(deliverable) = by_id.get(&id).cloned() else {
                     continue;
                 };
                 tasks.spawn(execute(shared.clone(), deliverable, takeover));

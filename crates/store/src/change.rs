@@ -10,7 +10,7 @@ use kamachiq_domain::event::NewEvent;
 use kamachiq_domain::run::StepState;
 use kamachiq_domain::{
     DeliverableId, DeliverableState, Event, EventKind, Reason, ReasonCode, RunId, RunState,
-    StepName, Timestamp,
+    StepName, TenantId, Timestamp,
 };
 use serde_json::{Value, json};
 use sqlx::any::AnyRow;
@@ -824,12 +824,38 @@ impl Store {
             .bind(Value::Array(rows).to_string())
             .fetch_all(&mut **tx)
             .await?;
-        let mut out = inserted
+        // Sequence numbers are assigned in insertion order (the rows are inserted ordered by
+        // their position in the batch, one writer at a time), so the n-th smallest belongs to
+        // the n-th event: the events are built from what is in hand, not read back.
+        let mut assigned: Vec<(i64, String)> = inserted
             .iter()
-            .map(crate::decode::event)
-            .collect::<Result<Vec<_>, _>>()?;
-        out.sort_by_key(|e| e.seq);
-        Ok(out)
+            .map(|row| Ok((int(row, "seq")?, text(row, "tenant")?)))
+            .collect::<Result<_, Error>>()?;
+        if assigned.len() != events.0.len() {
+            return Err(Error::Corrupt(format!(
+                "{} events written, {} expected (an event names a run that does not exist)",
+                assigned.len(),
+                events.0.len()
+            )));
+        }
+        assigned.sort_unstable_by_key(|(seq, _)| *seq);
+        let at = Timestamp::from_millis(at);
+        events
+            .0
+            .into_iter()
+            .zip(assigned)
+            .map(|((_, run_id, e), (seq, tenant))| {
+                Ok(Event {
+                    seq,
+                    at,
+                    run_id,
+                    tenant: TenantId::parse(tenant)?,
+                    kind: e.kind,
+                    deliverable: e.deliverable,
+                    data: e.data,
+                })
+            })
+            .collect()
     }
 
     /// Appends events outside a batch (the run's first event is written with the run).

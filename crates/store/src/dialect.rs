@@ -116,10 +116,12 @@ impl Backend {
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30));
         let options = match self {
+            // A local file does not drop connections: no round trip to test each one before
+            // use (sqlx's default, meant for network databases).
             // WAL lets readers (`kamachiq status` in another terminal) work while a run writes;
             // synchronous=FULL keeps every commit durable through a power cut; the busy timeout
             // makes a second process wait for the write lock instead of failing.
-            Self::Sqlite => options.after_connect(|conn, _| {
+            Self::Sqlite => options.test_before_acquire(false).after_connect(|conn, _| {
                 Box::pin(async move {
                     for pragma in [
                         "PRAGMA journal_mode = WAL",

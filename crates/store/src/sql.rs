@@ -42,7 +42,7 @@ statements! {
         SELECT r.id, r.tenant, value ->> 'kind', value ->> 'deliverable', value ->> 'data', \
         CAST(value ->> 'at' AS BIGINT) \
         FROM json_rows($1) JOIN runs r ON r.id = value ->> 'run' ORDER BY key \
-        RETURNING seq, run_id, tenant, kind, deliverable, data, at";
+        RETURNING seq, tenant";
 
     claim = "UPDATE deliverables SET state = 'running', attempt = attempt + 1, \
         lease_owner = c.c_owner, lease_expires_at = c.c_until, \

@@ -1,0 +1,139 @@
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_kamachiq");
+
+/// A working directory with a git repository `service/` and a kamachiq home of its own.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("service");
+        std::fs::create_dir(&repo).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        git(&repo, &["config", "user.name", "Test"]);
+        git(&repo, &["config", "user.email", "test@example.com"]);
+        std::fs::write(repo.join("README.md"), "# service\n").unwrap();
+        git(&repo, &["add", "."]);
+        git(&repo, &["commit", "-q", "-m", "initial"]);
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.dir.path().join("service")
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// `kamachiq ARGS` in the working directory, isolated from the caller's configuration.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command.args(args).current_dir(self.dir.path());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("KAMACHIQ_") {
+                command.env_remove(key);
+            }
+        }
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Starts `kamachiq ARGS` with stdout piped, for tests that act on it while it runs.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Reads JSON event lines from a running `kamachiq ... --json` until `want` matches one;
+/// returns every line read so far.
+pub fn read_events_until(
+    child: &mut Child,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let out = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let done = want(&event);
+        seen.push(event);
+        if done {
+            // Keep draining in the background so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return seen;
+        }
+    }
+    panic!("the awaited event never came; saw {seen:?}");
+}
+
+/// Waits until `path` contains `needle`.
+pub fn wait_for_text(path: &Path, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} never contained {needle:?}", path.display());
+}
+
+/// The JSON with times, run ids and commits replaced by placeholders, for snapshots.
+pub fn redact(mut value: serde_json::Value, run: &str) -> serde_json::Value {
+    fn walk(value: &mut serde_json::Value, run: &str) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    if (key.ends_with("_at") || key == "merge_commit" || key == "repo") && !v.is_null() {
+                        *v = serde_json::Value::String(format!("[{key}]"));
+                    } else {
+                        walk(v, run);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| walk(v, run)),
+            serde_json::Value::String(s) if s.contains(run) => *s = s.replace(run, "[run]"),
+            _ => {}
+        }
+    }
+    walk(&mut value, run);
+    value
+}
