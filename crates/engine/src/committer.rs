@@ -10,7 +10,6 @@ use std::time::Duration;
 use kamachiq_domain::{DeliverableId, Event};
 use kamachiq_store::{Applied, Change, Rejected, Store};
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio_util::task::TaskTracker;
 
 use crate::Error;
 use crate::clock::Clock;
@@ -34,9 +33,10 @@ pub struct Committed {
     pub ready: Vec<DeliverableId>,
 }
 
+/// Changes that must be committed in one transaction, and who waits for them.
 struct Request {
-    change: Change,
-    reply: oneshot::Sender<Result<Committed, Error>>,
+    changes: Vec<Change>,
+    reply: oneshot::Sender<Result<Vec<Committed>, Error>>,
 }
 
 /// A handle for sending changes to the writer. Cheap to clone.
@@ -46,23 +46,42 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the writer on `tracker`. It stops when every handle is dropped.
+    /// Starts the writer on a thread of its own, so its turn never waits behind the tasks it
+    /// answers: while it commits one batch, they prepare the next. It stops when every handle
+    /// is dropped; the returned receiver resolves once its last batch is done.
     pub fn start(
         store: Store,
         clock: Arc<dyn Clock>,
         events: broadcast::Sender<Event>,
-        tracker: &TaskTracker,
-    ) -> Self {
+    ) -> Result<(Self, oneshot::Receiver<()>), Error> {
         let (queue, rx) = mpsc::channel(MAX_BATCH * 4);
-        tracker.spawn(write_loop(store, clock, events, rx));
-        Self { queue }
+        let (done, finished) = oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Io(format!("cannot start the store writer: {e}")))?;
+        std::thread::Builder::new()
+            .name("kamachiq-writer".to_owned())
+            .spawn(move || {
+                runtime.block_on(write_loop(store, clock, events, rx));
+                let _ = done.send(());
+            })
+            .map_err(|e| Error::Io(format!("cannot start the store writer: {e}")))?;
+        Ok((Self { queue }, finished))
     }
 
     /// Commits `change` (with others queued at the same time) and returns its result.
     pub async fn commit(&self, change: Change) -> Result<Committed, Error> {
+        let mut committed = self.commit_many(vec![change]).await?;
+        committed.pop().ok_or(Error::EngineStopped)
+    }
+
+    /// Commits `changes` together, in one transaction (with others queued at the same time),
+    /// and returns their results in order.
+    pub async fn commit_many(&self, changes: Vec<Change>) -> Result<Vec<Committed>, Error> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Request { change, reply })
+            .send(Request { changes, reply })
             .await
             .map_err(|_| Error::EngineStopped)?;
         answer.await.map_err(|_| Error::EngineStopped)?
@@ -75,12 +94,19 @@ async fn write_loop(
     events: broadcast::Sender<Event>,
     mut rx: mpsc::Receiver<Request>,
 ) {
-    let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let changes: Vec<Change> = batch.iter().map(|r| r.change.clone()).collect();
+    let mut requests: Vec<Request> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut requests, MAX_BATCH).await > 0 {
+        let changes: Vec<Change> = requests
+            .iter()
+            .flat_map(|r| r.changes.iter().cloned())
+            .collect();
         let began = std::time::Instant::now();
         let mut applied = store.apply(clock.now(), &changes).await;
-        tracing::debug!(changes = changes.len(), micros = began.elapsed().as_micros() as u64, "batch committed");
+        tracing::debug!(
+            changes = changes.len(),
+            micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "batch committed"
+        );
         for pause in RETRY_PAUSES {
             match &applied {
                 Err(e) if e.is_transient() => {
@@ -94,23 +120,37 @@ async fn write_loop(
         match applied {
             Ok(outcome) => {
                 let mut ready = kamachiq_store::by_run(&outcome.ready);
-                for (request, result) in batch.drain(..).zip(outcome.results) {
-                    // Only successes make deliverables ready; the first accepted success of a
-                    // run in the batch carries them all to the run's driver.
-                    let ready = match (&request.change, &result) {
-                        (Change::Succeeded { lease, .. }, Ok(_)) => ready.remove(&lease.run).unwrap_or_default(),
-                        _ => Vec::new(),
-                    };
-                    let _ = request.reply.send(Ok(Committed { result, ready }));
+                let mut results = outcome.results.into_iter();
+                for request in requests.drain(..) {
+                    let committed = request
+                        .changes
+                        .iter()
+                        .zip(results.by_ref())
+                        .map(|(change, result)| {
+                            // Only successes make deliverables ready; the first accepted
+                            // success of a run in the batch carries them all to its driver.
+                            let ready = match (change, &result) {
+                                (Change::Succeeded { lease, .. }, Ok(Applied::Succeeded)) => {
+                                    ready.remove(&lease.run).unwrap_or_default()
+                                }
+                                (Change::StepFinished(end), Ok(Applied::Succeeded)) => {
+                                    ready.remove(&end.lease.run).unwrap_or_default()
+                                }
+                                _ => Vec::new(),
+                            };
+                            Committed { result, ready }
+                        })
+                        .collect();
+                    let _ = request.reply.send(Ok(committed));
                 }
                 for event in outcome.events {
                     let _ = events.send(event);
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, changes = batch.len(), "store write failed");
+                tracing::error!(error = %e, changes = changes.len(), "store write failed");
                 let shared = Arc::new(e);
-                for request in batch.drain(..) {
+                for request in requests.drain(..) {
                     let _ = request.reply.send(Err(Error::Store(shared.clone())));
                 }
             }

@@ -14,7 +14,7 @@ use std::time::Instant;
 use kamachiq_domain::plan::{Deliverable, Step};
 use kamachiq_domain::run::{Run, StepState};
 use kamachiq_domain::{DeliverableId, DeliverableState, Reason, ReasonCode, RunId, RunState};
-use kamachiq_store::{Applied, Change, LeaseKey, Merge, Rejected, StepEnd};
+use kamachiq_store::{Applied, Change, LeaseKey, Merge, Rejected, StepEnd, StepRef, Then};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -67,12 +67,21 @@ pub(crate) async fn drive(
     acquire(&engine, &run, deliverables.iter().any(|d| d.attempt > 0)).await?;
 
     let workspaces = workspaces_for(&engine, &run);
-    // Deliverables by id: looked up once per task, so it must not be a scan of the plan.
-    let by_id: HashMap<DeliverableId, Deliverable> = run
+    // Deliverables by id, with the step each resumes at: looked up once per task, so it must
+    // not be a scan of the plan. A deliverable's next step does not change while it waits, so
+    // the value read now is the one its claim will find.
+    let next_steps: HashMap<&str, u32> = deliverables
+        .iter()
+        .map(|d| (d.id.as_str(), d.next_step))
+        .collect();
+    let by_id: HashMap<DeliverableId, (Arc<Deliverable>, u32)> = run
         .plan
         .deliverables
         .iter()
-        .map(|d| (d.id.clone(), d.clone()))
+        .map(|d| {
+            let next = next_steps.get(d.id.as_str()).copied().unwrap_or(0);
+            (d.id.clone(), (Arc::new(d.clone()), next))
+        })
         .collect();
     let mut ready: VecDeque<(DeliverableId, bool)> = VecDeque::new();
     for d in &deliverables {
@@ -106,10 +115,10 @@ pub(crate) async fn drive(
                 let Some((id, takeover)) = ready.pop_front() else {
                     break;
                 };
-                let Some(deliverable) = by_id.get(&id).cloned() else {
+                let Some((deliverable, next_step)) = by_id.get(&id).cloned() else {
                     continue;
                 };
-                tasks.spawn(execute(shared.clone(), deliverable, takeover));
+                tasks.spawn(execute(shared.clone(), deliverable, takeover, next_step));
             }
         }
         if tasks.is_empty() {
@@ -347,17 +356,31 @@ impl Shared {
 }
 
 /// The life of one deliverable, from claim to merge.
-async fn execute(shared: Arc<Shared>, deliverable: Deliverable, takeover: bool) -> TaskEnd {
-    match run_deliverable(&shared, &deliverable, takeover).await {
+async fn execute(
+    shared: Arc<Shared>,
+    deliverable: Arc<Deliverable>,
+    takeover: bool,
+    next_step: u32,
+) -> TaskEnd {
+    match run_deliverable(&shared, &deliverable, takeover, next_step).await {
         Ok(end) => end,
         Err(e) => TaskEnd::Error(e),
     }
+}
+
+fn step_ref(deliverable: &Deliverable, index: u32) -> Option<StepRef> {
+    let step = deliverable.steps.get(usize::try_from(index).ok()?)?;
+    Some(StepRef {
+        index,
+        name: step.name.clone(),
+    })
 }
 
 async fn run_deliverable(
     shared: &Shared,
     deliverable: &Deliverable,
     takeover: bool,
+    expected_next: u32,
 ) -> Result<TaskEnd, Error> {
     let inner = &shared.engine.inner;
     let id = &deliverable.id;
@@ -375,9 +398,15 @@ async fn run_deliverable(
             owner: inner.owner.to_string(),
             lease_until: inner.clock.now().plus(inner.options.lease_ttl),
             takeover,
+            start: step_ref(deliverable, expected_next),
         })
         .await?;
-    let Ok(Applied::Claimed { attempt, next_step }) = claim.result else {
+    let Ok(Applied::Claimed {
+        attempt,
+        next_step,
+        step_attempt,
+    }) = claim.result
+    else {
         return Ok(TaskEnd::NotHeld);
     };
     let lease = LeaseKey {
@@ -400,11 +429,29 @@ async fn run_deliverable(
         }
     };
 
-    let first = usize::try_from(next_step).unwrap_or(usize::MAX);
-    for (index, step) in deliverable.steps.iter().enumerate().skip(first) {
-        let index = u32::try_from(index).unwrap_or(u32::MAX);
-        match run_step(shared, &lease, &worktree, index, step).await? {
-            StepResult::Passed => {}
+    // The step already started with the claim, if it was the one expected.
+    let mut started = step_attempt;
+    let last = u32::try_from(deliverable.steps.len()).unwrap_or(u32::MAX);
+    for index in next_step..last {
+        let Some(step) = deliverable
+            .steps
+            .get(usize::try_from(index).unwrap_or(usize::MAX))
+        else {
+            break;
+        };
+        // What follows this step's success in the same transaction: the next step, or, when
+        // there is nothing to merge, the deliverable's success.
+        let then = match step_ref(deliverable, index + 1) {
+            Some(next) => Then::Start(next),
+            None if shared.workspaces.merges() => Then::Stay,
+            None => Then::Succeed,
+        };
+        match run_step(shared, &lease, &worktree, index, step, started.take(), then).await? {
+            StepResult::Passed(Next::Started(step_attempt)) => started = Some(step_attempt),
+            StepResult::Passed(Next::Nothing) => {}
+            StepResult::Passed(Next::Succeeded(ready)) => {
+                return Ok(TaskEnd::Succeeded { ready });
+            }
             StepResult::Failed(reason) => return fail(shared, lease, reason).await,
             StepResult::Stopped => return hand_back(shared, lease).await,
             StepResult::NotHeld => return Ok(TaskEnd::NotHeld),
@@ -463,7 +510,7 @@ async fn run_deliverable(
         return Ok(TaskEnd::Crashed);
     }
     let done = shared.commit(Change::Succeeded { lease, merge }).await?;
-    if done.result.is_err() {
+    if done.result != Ok(Applied::Succeeded) {
         return Ok(TaskEnd::NotHeld);
     }
     if let Err(e) = shared.workspaces.remove(id).await {
@@ -494,21 +541,34 @@ async fn hand_back(shared: &Shared, lease: LeaseKey) -> Result<TaskEnd, Error> {
     })
 }
 
+/// What was committed with a step's success.
+enum Next {
+    /// The next step started, as this attempt.
+    Started(u32),
+    /// The deliverable succeeded; these became ready.
+    Succeeded(Vec<DeliverableId>),
+    /// Nothing more (the merge comes next).
+    Nothing,
+}
+
 enum StepResult {
-    Passed,
+    Passed(Next),
     Failed(Reason),
     Stopped,
     NotHeld,
     Crashed,
 }
 
-/// Runs one step to success or to its last retry.
+/// Runs one step to success or to its last retry. `started` is the attempt already started
+/// for it (with the claim or the previous step's end); `then` is what its success commits.
 async fn run_step(
     shared: &Shared,
     lease: &LeaseKey,
     worktree: &Path,
     index: u32,
     step: &Step,
+    mut started: Option<u32>,
+    then: Then,
 ) -> Result<StepResult, Error> {
     let inner = &shared.engine.inner;
     let id = &lease.deliverable;
@@ -517,15 +577,23 @@ async fn run_step(
         if shared.stopping().is_some() {
             return Ok(StepResult::Stopped);
         }
-        let started = shared
-            .commit(Change::StepStarted {
-                lease: lease.clone(),
-                index,
-                step: step.name.clone(),
-            })
-            .await?;
-        let Ok(Applied::StepStarted { step_attempt }) = started.result else {
-            return Ok(StepResult::NotHeld);
+        let step_attempt = match started.take() {
+            Some(attempt) => attempt,
+            None => {
+                let committed = shared
+                    .commit(Change::StepStarted {
+                        lease: lease.clone(),
+                        step: StepRef {
+                            index,
+                            name: step.name.clone(),
+                        },
+                    })
+                    .await?;
+                let Ok(Applied::StepStarted { step_attempt }) = committed.result else {
+                    return Ok(StepResult::NotHeld);
+                };
+                step_attempt
+            }
         };
         if failures > 0
             && let Err(e) = shared.workspaces.reset(worktree).await
@@ -539,13 +607,6 @@ async fn run_step(
             return Ok(StepResult::Crashed);
         }
 
-        let log = inner
-            .options
-            .home
-            .join("logs")
-            .join(lease.run.as_str())
-            .join(id.as_str())
-            .join(format!("{index}-{}.{step_attempt}.log", step.name));
         let spec = StepSpec {
             argv: step.run.argv(),
             env: step_env(shared, lease, step, step_attempt, worktree),
@@ -554,7 +615,13 @@ async fn run_step(
                 None => worktree.to_path_buf(),
             },
             timeout: step.timeout,
-            log: log.clone(),
+            log: inner
+                .options
+                .home
+                .join("logs")
+                .join(lease.run.as_str())
+                .join(id.as_str())
+                .join(format!("{index}-{}.{step_attempt}.log", step.name)),
         };
         let began = Instant::now();
         let mut outcome = inner.runner.run(spec, shared.stop.clone()).await;
@@ -577,6 +644,13 @@ async fn run_step(
             return Ok(StepResult::Crashed);
         }
         let passed = reason.is_none();
+        // Nothing new starts with this step's end once the driver is stopping.
+        let then = if passed && shared.stopping().is_none() {
+            then.clone()
+        } else {
+            Then::Stay
+        };
+        let expects = then.clone();
         let finished = shared
             .commit(Change::StepFinished(Box::new(StepEnd {
                 lease: lease.clone(),
@@ -597,16 +671,24 @@ async fn run_step(
                 output_bytes: outcome.output_bytes,
                 duration,
                 advance: passed,
+                then,
             })))
             .await?;
+        let Some(reason) = reason else {
+            return Ok(match (expects, finished.result) {
+                (Then::Stay, Ok(Applied::Done)) => StepResult::Passed(Next::Nothing),
+                (Then::Start(_), Ok(Applied::StepStarted { step_attempt })) => {
+                    StepResult::Passed(Next::Started(step_attempt))
+                }
+                (Then::Succeed, Ok(Applied::Succeeded)) => {
+                    StepResult::Passed(Next::Succeeded(finished.ready))
+                }
+                _ => StepResult::NotHeld,
+            });
+        };
         if finished.result.is_err() {
             return Ok(StepResult::NotHeld);
         }
-        // The output is in the store now; the spool file is no longer needed.
-        let _ = tokio::fs::remove_file(&log).await;
-        let Some(reason) = reason else {
-            return Ok(StepResult::Passed);
-        };
         failures += 1;
         if failures > step.retries {
             let detail = if failures > 1 {

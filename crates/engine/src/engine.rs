@@ -8,7 +8,6 @@ use kamachiq_domain::{DeliverableState, Event, Plan, RunId, RunState};
 use kamachiq_store::{Applied, Change, NewRun, Store};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::Error;
 use crate::clock::Clock;
@@ -110,20 +109,16 @@ pub(crate) struct Inner {
     pub owner: Owner,
     pub events: broadcast::Sender<Event>,
     pub merge_locks: MergeLocks,
-    pub tracker: TaskTracker,
+    /// Resolves when the writer has committed its last batch and stopped.
+    pub writer_done: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
 
 impl Engine {
-    pub fn new(parts: Parts) -> Self {
+    pub fn new(parts: Parts) -> Result<Self, Error> {
         let (events, _) = broadcast::channel(4096);
-        let tracker = TaskTracker::new();
-        let committer = Committer::start(
-            parts.store.clone(),
-            parts.clock.clone(),
-            events.clone(),
-            &tracker,
-        );
-        Self {
+        let (committer, writer_done) =
+            Committer::start(parts.store.clone(), parts.clock.clone(), events.clone())?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 store: parts.store,
                 committer,
@@ -134,9 +129,9 @@ impl Engine {
                 owner: Owner::current(),
                 events,
                 merge_locks: MergeLocks::default(),
-                tracker,
+                writer_done: std::sync::Mutex::new(Some(writer_done)),
             }),
-        }
+        })
     }
 
     pub fn store(&self) -> &Store {
@@ -266,11 +261,18 @@ impl Engine {
         !expired && !dead
     }
 
-    /// Stops the writer after every handle is gone and waits for it to finish its last batch.
+    /// Stops the writer once every clone of this engine is gone, and waits for it to finish
+    /// its last batch.
     pub async fn close(self) {
-        let tracker = self.inner.tracker.clone();
-        tracker.close();
+        let done = self
+            .inner
+            .writer_done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         drop(self);
-        tracker.wait().await;
+        if let Some(done) = done {
+            let _ = done.await;
+        }
     }
 }

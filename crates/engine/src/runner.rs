@@ -167,6 +167,9 @@ impl ProcessRunner {
         let (output, output_bytes) = read_capped(&spec.log, self.output_cap)
             .await
             .unwrap_or_else(|e| (format!("(output unreadable: {e})"), 0));
+        // The output travels on with the outcome; the spool file was only for reading it
+        // while the step ran.
+        let _ = tokio::fs::remove_file(&spec.log).await;
         StepOutcome {
             exit,
             output,

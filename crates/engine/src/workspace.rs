@@ -184,6 +184,11 @@ impl Workspaces {
         }
     }
 
+    /// Whether a deliverable's success waits for a merge.
+    pub fn merges(&self) -> bool {
+        matches!(self, Self::Git(_))
+    }
+
     pub fn branch_of(&self, deliverable: &DeliverableId) -> Option<String> {
         match self {
             Self::Git(git) => Some(git.branch_of(deliverable)),

@@ -2,6 +2,11 @@
 //! set-based statements, and the events describing every accepted change, all committed
 //! together. A change that is no longer allowed (a stale lease, a deliverable that moved on) is
 //! rejected on its own without failing the batch.
+//!
+//! Some changes carry what follows them in the life of a deliverable (a claim starts its first
+//! step; a step's end starts the next one or, with nothing to merge, completes the
+//! deliverable), so a deliverable costs as few round trips to the writer as its durability
+//! allows.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -12,6 +17,7 @@ use kamachiq_domain::{
     DeliverableId, DeliverableState, Event, EventKind, Reason, ReasonCode, RunId, RunState,
     StepName, TenantId, Timestamp,
 };
+use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Transaction};
@@ -28,6 +34,13 @@ pub struct LeaseKey {
     pub attempt: u32,
 }
 
+/// A step of a deliverable, by position and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepRef {
+    pub index: u32,
+    pub name: StepName,
+}
+
 /// A merge of a deliverable's branch into the target branch, recorded with its success.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Merge {
@@ -39,6 +52,17 @@ pub struct Merge {
     pub before: String,
     /// The merge commit now at the tip of the target branch.
     pub commit: String,
+}
+
+/// What follows a step's end in the same transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Then {
+    /// Nothing: the step failed, or the deliverable merges before it completes.
+    Stay,
+    /// The next step starts.
+    Start(StepRef),
+    /// The deliverable succeeded (it has nothing to merge).
+    Succeed,
 }
 
 /// How a step attempt ended.
@@ -57,6 +81,7 @@ pub struct StepEnd {
     pub duration: Duration,
     /// Whether the deliverable moves on to its next step (true when the step succeeded).
     pub advance: bool,
+    pub then: Then,
 }
 
 /// One change. Deliverable changes in one batch must concern distinct deliverables.
@@ -64,17 +89,19 @@ pub struct StepEnd {
 pub enum Change {
     /// Start a ready deliverable, or take over a running one whose driver is gone
     /// (`takeover`). Its attempt number goes up by one and becomes the new fencing token.
+    /// `start` is the step the claimer expects to run first; it starts with the claim when
+    /// the deliverable's next step is indeed that one.
     Claim {
         run: RunId,
         deliverable: DeliverableId,
         owner: String,
         lease_until: Timestamp,
         takeover: bool,
+        start: Option<StepRef>,
     },
     StepStarted {
         lease: LeaseKey,
-        index: u32,
-        step: StepName,
+        step: StepRef,
     },
     StepFinished(Box<StepEnd>),
     Succeeded {
@@ -126,12 +153,28 @@ pub enum Change {
 /// What an accepted change did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Applied {
-    Claimed { attempt: u32, next_step: u32 },
-    StepStarted { step_attempt: u32 },
+    /// Claimed at `attempt`; `step_attempt` when the expected first step started with it.
+    Claimed {
+        attempt: u32,
+        next_step: u32,
+        step_attempt: Option<u32>,
+    },
+    /// A step started (on its own, or after the previous step's end).
+    StepStarted {
+        step_attempt: u32,
+    },
+    /// The deliverable succeeded (on its own, or with its last step's end).
+    Succeeded,
     Done,
-    Failed { skipped: Vec<DeliverableId> },
-    Cancelled { deliverables: Vec<DeliverableId> },
-    Reopened { deliverables: Vec<DeliverableId> },
+    Failed {
+        skipped: Vec<DeliverableId>,
+    },
+    Cancelled {
+        deliverables: Vec<DeliverableId>,
+    },
+    Reopened {
+        deliverables: Vec<DeliverableId>,
+    },
 }
 
 /// Why a change was not applied.
@@ -166,8 +209,71 @@ fn lease_key(lease: &LeaseKey) -> Key {
     (lease.run.to_string(), lease.deliverable.to_string())
 }
 
-fn lease_json(lease: &LeaseKey) -> Value {
-    json!({"run": lease.run, "id": lease.deliverable, "attempt": lease.attempt})
+fn json_array<T: Serialize>(rows: &[T]) -> Result<String, Error> {
+    serde_json::to_string(rows).map_err(|e| Error::Corrupt(format!("cannot encode a batch: {e}")))
+}
+
+/// A deliverable addressed by run and id.
+#[derive(Serialize)]
+struct Target<'a> {
+    run: &'a str,
+    id: &'a str,
+}
+
+/// A fenced write: the deliverable, at the attempt the writer holds, with what to write.
+#[derive(Serialize)]
+struct Fenced<'a> {
+    run: &'a str,
+    id: &'a str,
+    attempt: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    advance: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    merge: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at: Option<i64>,
+}
+
+impl<'a> Fenced<'a> {
+    fn new(lease: &'a LeaseKey) -> Self {
+        Self {
+            run: lease.run.as_str(),
+            id: lease.deliverable.as_str(),
+            attempt: lease.attempt,
+            step: None,
+            advance: None,
+            next: None,
+            merge: None,
+            state: None,
+            reason: None,
+            detail: None,
+            at: None,
+        }
+    }
+}
+
+/// A step attempt to start: which change asked for it, and for which step.
+struct Start<'a> {
+    change: usize,
+    lease: LeaseKey,
+    step: &'a StepRef,
+}
+
+/// A success to record: which change it came from, and its merge.
+struct Success<'a> {
+    change: usize,
+    lease: &'a LeaseKey,
+    merge: Option<&'a Merge>,
 }
 
 /// Events of a batch, kept in the order of the changes that caused them.
@@ -179,6 +285,17 @@ impl Events {
     }
 }
 
+/// The state of one batch while it is applied.
+struct Batch<'a> {
+    at: i64,
+    changes: &'a [Change],
+    results: Vec<Result<Applied, Rejected>>,
+    ready: Vec<(RunId, DeliverableId)>,
+    events: Events,
+    starts: Vec<Start<'a>>,
+    successes: Vec<Success<'a>>,
+}
+
 impl Store {
     /// Applies `changes` in one transaction stamped `at`, with their events.
     pub async fn apply(&self, at: Timestamp, changes: &[Change]) -> Result<Outcome, Error> {
@@ -186,51 +303,49 @@ impl Store {
         if let Some(lock) = self.backend.event_order_lock() {
             tx.execute(lock).await?;
         }
-        let mut results = vec![Err(Rejected::NotApplicable); changes.len()];
-        let mut ready = Vec::new();
-        let mut events = Events(Vec::new());
-        let at_ms = at.as_millis();
-
-        self.apply_claims(&mut tx, at_ms, changes, &mut results, &mut events)
-            .await?;
-        self.apply_step_starts(&mut tx, at_ms, changes, &mut results, &mut events)
-            .await?;
-        self.apply_step_ends(&mut tx, at_ms, changes, &mut results, &mut events)
-            .await?;
-        self.apply_releases(&mut tx, at_ms, changes, &mut results, &mut events)
-            .await?;
-        self.apply_successes(
-            &mut tx,
-            at_ms,
+        let mut batch = Batch {
+            at: at.as_millis(),
             changes,
-            &mut results,
-            &mut ready,
-            &mut events,
-        )
-        .await?;
-        self.apply_endings(&mut tx, at_ms, changes, &mut results, &mut events)
-            .await?;
-        self.apply_run_changes(&mut tx, at_ms, changes, &mut results, &mut events)
-            .await?;
-
-        let committed = self.insert_events(&mut tx, at_ms, events).await?;
+            results: vec![Err(Rejected::NotApplicable); changes.len()],
+            ready: Vec::new(),
+            events: Events(Vec::new()),
+            starts: Vec::new(),
+            successes: Vec::new(),
+        };
+        self.apply_claims(&mut tx, &mut batch).await?;
+        self.apply_step_ends(&mut tx, &mut batch).await?;
+        self.apply_step_starts(&mut tx, &mut batch).await?;
+        self.apply_releases(&mut tx, &mut batch).await?;
+        self.apply_successes(&mut tx, &mut batch).await?;
+        self.apply_endings(&mut tx, &mut batch).await?;
+        self.apply_run_changes(&mut tx, &mut batch).await?;
+        let events = self.insert_events(&mut tx, batch.at, batch.events).await?;
         tx.commit().await?;
         Ok(Outcome {
-            results,
-            ready,
-            events: committed,
+            results: batch.results,
+            ready: batch.ready,
+            events,
         })
     }
 
-    async fn apply_claims(
+    async fn apply_claims<'a>(
         &self,
         tx: &mut Transaction<'static, Any>,
-        at: i64,
-        changes: &[Change],
-        results: &mut [Result<Applied, Rejected>],
-        events: &mut Events,
+        batch: &mut Batch<'a>,
     ) -> Result<(), Error> {
-        let mut wanted: HashMap<Key, usize> = HashMap::new();
+        #[derive(Serialize)]
+        struct ClaimRow<'r> {
+            run: &'r str,
+            id: &'r str,
+            owner: &'r str,
+            until: i64,
+            at: i64,
+            takeover: i64,
+            index: Option<u32>,
+            step: Option<&'r str>,
+        }
+        let changes = batch.changes;
+        let mut wanted: HashMap<(&str, &str), usize> = HashMap::new();
         let mut rows = Vec::new();
         for (i, change) in changes.iter().enumerate() {
             if let Change::Claim {
@@ -239,148 +354,138 @@ impl Store {
                 owner,
                 lease_until,
                 takeover,
+                start,
             } = change
             {
-                wanted.insert((run.to_string(), deliverable.to_string()), i);
-                rows.push(json!({
-                    "run": run, "id": deliverable, "owner": owner,
-                    "until": lease_until.as_millis(), "at": at, "takeover": i64::from(*takeover),
-                }));
+                wanted.insert((run.as_str(), deliverable.as_str()), i);
+                rows.push(ClaimRow {
+                    run: run.as_str(),
+                    id: deliverable.as_str(),
+                    owner,
+                    until: lease_until.as_millis(),
+                    at: batch.at,
+                    takeover: i64::from(*takeover),
+                    index: start.as_ref().map(|s| s.index),
+                    step: start.as_ref().map(|s| s.name.as_str()),
+                });
             }
         }
         if rows.is_empty() {
             return Ok(());
         }
         let claimed = sqlx::query(self.sql.claim.sql())
-            .bind(Value::Array(rows).to_string())
+            .bind(json_array(&rows)?)
             .fetch_all(&mut **tx)
             .await?;
         let mut taken = Vec::with_capacity(claimed.len());
         for row in &claimed {
-            let key = key_of(row)?;
-            let Some(&i) = wanted.get(&key) else { continue };
-            let attempt = u32::try_from(int(row, "attempt")?).unwrap_or(u32::MAX);
-            let next_step = u32::try_from(int(row, "next_step")?).unwrap_or(0);
-            results[i] = Ok(Applied::Claimed { attempt, next_step });
-            if let Change::Claim {
+            let (run_id, id) = key_of(row)?;
+            let Some(&i) = wanted.get(&(run_id.as_str(), id.as_str())) else {
+                continue;
+            };
+            let Change::Claim {
                 run,
                 deliverable,
                 takeover,
+                start,
                 ..
             } = &changes[i]
-            {
-                events.push(
-                    i,
-                    run,
-                    NewEvent::deliverable(
-                        EventKind::DeliverableStarted,
-                        deliverable,
-                        json!({"attempt": attempt, "next_step": next_step, "takeover": takeover}),
-                    ),
-                );
+            else {
+                continue;
+            };
+            let attempt = u32::try_from(int(row, "attempt")?).unwrap_or(u32::MAX);
+            let next_step = u32::try_from(int(row, "next_step")?).unwrap_or(0);
+            batch.results[i] = Ok(Applied::Claimed {
+                attempt,
+                next_step,
+                step_attempt: None,
+            });
+            batch.events.push(
+                i,
+                run,
+                NewEvent::deliverable(
+                    EventKind::DeliverableStarted,
+                    deliverable,
+                    json!({"attempt": attempt, "next_step": next_step, "takeover": takeover}),
+                ),
+            );
+            if let Some(step) = start.as_ref().filter(|s| s.index == next_step) {
+                batch.starts.push(Start {
+                    change: i,
+                    lease: LeaseKey {
+                        run: run.clone(),
+                        deliverable: deliverable.clone(),
+                        attempt,
+                    },
+                    step,
+                });
             }
-            taken.push(json!({"run": key.0, "id": key.1}));
+            if *takeover {
+                taken.push(Target {
+                    run: run.as_str(),
+                    id: deliverable.as_str(),
+                });
+            }
         }
         if !taken.is_empty() {
-            // Steps that a vanished driver left running were interrupted, not failed.
-            sqlx::query(self.sql.interrupt_running_steps.sql())
-                .bind(at)
-                .bind(Value::Array(taken).to_string())
-                .execute(&mut **tx)
+            // Steps that a vanished driver left running were interrupted, not failed. (A
+            // pending deliverable has no running step: only takeovers can.)
+            self.close_running_steps(tx, StepState::Interrupted, batch.at, &taken)
                 .await?;
         }
         Ok(())
     }
 
-    /// Runs a fencing statement over `leases` and returns the keys it accepted.
-    async fn fence(
+    async fn close_running_steps(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        state: StepState,
+        at: i64,
+        targets: &[Target<'_>],
+    ) -> Result<(), Error> {
+        sqlx::query(self.sql.close_running_steps.sql())
+            .bind(state.as_str())
+            .bind(at)
+            .bind(json_array(targets)?)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Runs a fencing statement and returns the deliverables it accepted.
+    async fn fence<T: Serialize>(
         &self,
         tx: &mut Transaction<'static, Any>,
         stmt: &crate::dialect::Stmt,
-        rows: Vec<Value>,
+        rows: &[T],
     ) -> Result<HashSet<Key>, Error> {
         let accepted = sqlx::query(stmt.sql())
-            .bind(Value::Array(rows).to_string())
+            .bind(json_array(rows)?)
             .fetch_all(&mut **tx)
             .await?;
         accepted.iter().map(key_of).collect()
     }
 
-    async fn apply_step_starts(
+    async fn apply_step_ends<'a>(
         &self,
         tx: &mut Transaction<'static, Any>,
-        at: i64,
-        changes: &[Change],
-        results: &mut [Result<Applied, Rejected>],
-        events: &mut Events,
+        batch: &mut Batch<'a>,
     ) -> Result<(), Error> {
-        let starts: Vec<(usize, &LeaseKey, u32, &StepName)> = changes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| match c {
-                Change::StepStarted { lease, index, step } => Some((i, lease, *index, step)),
-                _ => None,
-            })
-            .collect();
-        if starts.is_empty() {
-            return Ok(());
+        #[derive(Serialize)]
+        struct Finish<'r> {
+            run: &'r str,
+            id: &'r str,
+            index: u32,
+            step_attempt: u32,
+            state: &'r str,
+            exit_code: Option<i32>,
+            reason: Option<&'r str>,
+            detail: Option<&'r str>,
+            output: &'r str,
+            bytes: u64,
+            at: i64,
         }
-        let fence_rows = starts
-            .iter()
-            .map(|(_, lease, _, step)| {
-                let mut row = lease_json(lease);
-                row["step"] = json!(step);
-                row
-            })
-            .collect();
-        let accepted = self
-            .fence(tx, &self.sql.fence_step_start, fence_rows)
-            .await?;
-        let inserts: Vec<Value> = starts
-            .iter()
-            .filter(|(_, lease, _, _)| accepted.contains(&lease_key(lease)))
-            .map(|(_, lease, index, step)| {
-                json!({"run": lease.run, "id": lease.deliverable, "index": index, "step": step,
-                       "attempt": lease.attempt, "at": at})
-            })
-            .collect();
-        if inserts.is_empty() {
-            return Ok(());
-        }
-        let inserted = sqlx::query(self.sql.insert_step_attempts.sql())
-            .bind(Value::Array(inserts).to_string())
-            .fetch_all(&mut **tx)
-            .await?;
-        let mut attempts: HashMap<Key, u32> = HashMap::new();
-        for row in &inserted {
-            let key = (text(row, "run_id")?, text(row, "deliverable")?);
-            attempts.insert(key, u32::try_from(int(row, "attempt")?).unwrap_or(u32::MAX));
-        }
-        for (i, lease, index, step) in starts {
-            if let Some(&step_attempt) = attempts.get(&lease_key(lease)) {
-                results[i] = Ok(Applied::StepStarted { step_attempt });
-                events.push(
-                    i,
-                    &lease.run,
-                    NewEvent::deliverable(
-                        EventKind::StepStarted,
-                        &lease.deliverable,
-                        json!({"step": step, "index": index, "attempt": step_attempt}),
-                    ),
-                );
-            }
-        }
-        Ok(())
-    }
-
-    async fn apply_step_ends(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        at: i64,
-        changes: &[Change],
-        results: &mut [Result<Applied, Rejected>],
-        events: &mut Events,
-    ) -> Result<(), Error> {
+        let changes = batch.changes;
         let ends: Vec<(usize, &StepEnd)> = changes
             .iter()
             .enumerate()
@@ -392,31 +497,40 @@ impl Store {
         if ends.is_empty() {
             return Ok(());
         }
-        let fence_rows = ends
+        let fence_rows: Vec<Fenced<'_>> = ends
             .iter()
-            .map(|(_, end)| {
-                let mut row = lease_json(&end.lease);
-                row["advance"] = json!(i64::from(end.advance));
-                row
+            .map(|(_, end)| Fenced {
+                advance: Some(i64::from(end.advance)),
+                next: match &end.then {
+                    Then::Start(step) => Some(step.name.as_str()),
+                    _ => None,
+                },
+                ..Fenced::new(&end.lease)
             })
             .collect();
         let accepted = self
-            .fence(tx, &self.sql.fence_step_finish, fence_rows)
+            .fence(tx, &self.sql.fence_step_finish, &fence_rows)
             .await?;
         let mut updates = Vec::new();
         for (i, end) in ends {
             if !accepted.contains(&lease_key(&end.lease)) {
                 continue;
             }
-            results[i] = Ok(Applied::Done);
-            updates.push(json!({
-                "run": end.lease.run, "id": end.lease.deliverable, "index": end.index,
-                "step_attempt": end.step_attempt, "state": end.state.as_str(),
-                "exit_code": end.exit_code, "reason": end.reason.as_ref().map(|r| r.code.as_str()),
-                "detail": end.reason.as_ref().map(|r| r.detail.as_str()),
-                "output": end.output, "bytes": end.output_bytes, "at": at,
-            }));
-            events.push(
+            batch.results[i] = Ok(Applied::Done);
+            updates.push(Finish {
+                run: end.lease.run.as_str(),
+                id: end.lease.deliverable.as_str(),
+                index: end.index,
+                step_attempt: end.step_attempt,
+                state: end.state.as_str(),
+                exit_code: end.exit_code,
+                reason: end.reason.as_ref().map(|r| r.code.as_str()),
+                detail: end.reason.as_ref().map(|r| r.detail.as_str()),
+                output: &end.output,
+                bytes: end.output_bytes,
+                at: batch.at,
+            });
+            batch.events.push(
                 i,
                 &end.lease.run,
                 NewEvent::deliverable(
@@ -431,25 +545,132 @@ impl Store {
                     }),
                 ),
             );
+            match &end.then {
+                Then::Stay => {}
+                Then::Start(step) => batch.starts.push(Start {
+                    change: i,
+                    lease: end.lease.clone(),
+                    step,
+                }),
+                Then::Succeed => batch.successes.push(Success {
+                    change: i,
+                    lease: &end.lease,
+                    merge: None,
+                }),
+            }
         }
         if !updates.is_empty() {
             sqlx::query(self.sql.finish_step_attempts.sql())
-                .bind(Value::Array(updates).to_string())
+                .bind(json_array(&updates)?)
                 .execute(&mut **tx)
                 .await?;
         }
         Ok(())
     }
 
-    async fn apply_releases(
+    /// Explicit step starts, and the starts that come with claims and step ends.
+    async fn apply_step_starts<'a>(
         &self,
         tx: &mut Transaction<'static, Any>,
-        at: i64,
-        changes: &[Change],
-        results: &mut [Result<Applied, Rejected>],
-        events: &mut Events,
+        batch: &mut Batch<'a>,
     ) -> Result<(), Error> {
-        let releases: Vec<(usize, &LeaseKey)> = changes
+        #[derive(Serialize)]
+        struct Insert<'r> {
+            run: &'r str,
+            id: &'r str,
+            index: u32,
+            step: &'r str,
+            attempt: u32,
+            at: i64,
+        }
+        let changes = batch.changes;
+        let explicit: Vec<(usize, &LeaseKey, &StepRef)> = changes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match c {
+                Change::StepStarted { lease, step } => Some((i, lease, step)),
+                _ => None,
+            })
+            .collect();
+        if !explicit.is_empty() {
+            let fence_rows: Vec<Fenced<'_>> = explicit
+                .iter()
+                .map(|(_, lease, step)| Fenced {
+                    step: Some(step.name.as_str()),
+                    ..Fenced::new(lease)
+                })
+                .collect();
+            let accepted = self
+                .fence(tx, &self.sql.fence_step_start, &fence_rows)
+                .await?;
+            for (i, lease, step) in explicit {
+                if accepted.contains(&lease_key(lease)) {
+                    batch.starts.push(Start {
+                        change: i,
+                        lease: lease.clone(),
+                        step,
+                    });
+                }
+            }
+        }
+        if batch.starts.is_empty() {
+            return Ok(());
+        }
+        let inserts: Vec<Insert<'_>> = batch
+            .starts
+            .iter()
+            .map(|s| Insert {
+                run: s.lease.run.as_str(),
+                id: s.lease.deliverable.as_str(),
+                index: s.step.index,
+                step: s.step.name.as_str(),
+                attempt: s.lease.attempt,
+                at: batch.at,
+            })
+            .collect();
+        let inserted = sqlx::query(self.sql.insert_step_attempts.sql())
+            .bind(json_array(&inserts)?)
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut attempts: HashMap<Key, u32> = HashMap::new();
+        for row in &inserted {
+            let key = (text(row, "run_id")?, text(row, "deliverable")?);
+            attempts.insert(key, u32::try_from(int(row, "attempt")?).unwrap_or(u32::MAX));
+        }
+        for start in std::mem::take(&mut batch.starts) {
+            let Some(&step_attempt) = attempts.get(&lease_key(&start.lease)) else {
+                continue;
+            };
+            batch.results[start.change] = match &batch.results[start.change] {
+                Ok(Applied::Claimed {
+                    attempt, next_step, ..
+                }) => Ok(Applied::Claimed {
+                    attempt: *attempt,
+                    next_step: *next_step,
+                    step_attempt: Some(step_attempt),
+                }),
+                _ => Ok(Applied::StepStarted { step_attempt }),
+            };
+            batch.events.push(
+                start.change,
+                &start.lease.run,
+                NewEvent::deliverable(
+                    EventKind::StepStarted,
+                    &start.lease.deliverable,
+                    json!({"step": start.step.name, "index": start.step.index, "attempt": step_attempt}),
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    async fn apply_releases<'a>(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        batch: &mut Batch<'a>,
+    ) -> Result<(), Error> {
+        let releases: Vec<(usize, &LeaseKey)> = batch
+            .changes
             .iter()
             .enumerate()
             .filter_map(|(i, c)| match c {
@@ -460,19 +681,17 @@ impl Store {
         if releases.is_empty() {
             return Ok(());
         }
-        let accepted = self
-            .fence(
-                tx,
-                &self.sql.release,
-                releases.iter().map(|(_, l)| lease_json(l)).collect(),
-            )
-            .await?;
+        let rows: Vec<Fenced<'_>> = releases.iter().map(|(_, l)| Fenced::new(l)).collect();
+        let accepted = self.fence(tx, &self.sql.release, &rows).await?;
         let mut interrupted = Vec::new();
         for (i, lease) in releases {
             if accepted.contains(&lease_key(lease)) {
-                results[i] = Ok(Applied::Done);
-                interrupted.push(json!({"run": lease.run, "id": lease.deliverable}));
-                events.push(
+                batch.results[i] = Ok(Applied::Done);
+                interrupted.push(Target {
+                    run: lease.run.as_str(),
+                    id: lease.deliverable.as_str(),
+                });
+                batch.events.push(
                     i,
                     &lease.run,
                     NewEvent::deliverable(
@@ -484,60 +703,79 @@ impl Store {
             }
         }
         if !interrupted.is_empty() {
-            sqlx::query(self.sql.interrupt_running_steps.sql())
-                .bind(at)
-                .bind(Value::Array(interrupted).to_string())
-                .execute(&mut **tx)
+            self.close_running_steps(tx, StepState::Interrupted, batch.at, &interrupted)
                 .await?;
         }
         Ok(())
     }
 
-    async fn apply_successes(
+    /// Explicit successes, and those that come with a last step's end.
+    async fn apply_successes<'a>(
         &self,
         tx: &mut Transaction<'static, Any>,
-        at: i64,
-        changes: &[Change],
-        results: &mut [Result<Applied, Rejected>],
-        ready: &mut Vec<(RunId, DeliverableId)>,
-        events: &mut Events,
+        batch: &mut Batch<'a>,
     ) -> Result<(), Error> {
-        let successes: Vec<(usize, &LeaseKey, Option<&Merge>)> = changes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| match c {
-                Change::Succeeded { lease, merge } => Some((i, lease, merge.as_ref())),
-                _ => None,
-            })
-            .collect();
-        if successes.is_empty() {
+        #[derive(Serialize)]
+        struct Point<'r> {
+            id: &'r str,
+            run: &'r str,
+            deliverable: &'r str,
+            repo: &'r str,
+            branch: &'r str,
+            before: &'r str,
+            merge: &'r str,
+            at: i64,
+        }
+        for (i, change) in batch.changes.iter().enumerate() {
+            if let Change::Succeeded { lease, merge } = change {
+                batch.successes.push(Success {
+                    change: i,
+                    lease,
+                    merge: merge.as_ref(),
+                });
+            }
+        }
+        if batch.successes.is_empty() {
             return Ok(());
         }
-        let rows = successes
+        let successes = std::mem::take(&mut batch.successes);
+        let rows: Vec<Fenced<'_>> = successes
             .iter()
-            .map(|(_, lease, merge)| {
-                let mut row = lease_json(lease);
-                row["merge"] = json!(merge.map(|m| &m.commit));
-                row["at"] = json!(at);
-                row
+            .map(|s| Fenced {
+                merge: s.merge.map(|m| m.commit.as_str()),
+                at: Some(batch.at),
+                ..Fenced::new(s.lease)
             })
             .collect();
-        let accepted = self.fence(tx, &self.sql.succeed, rows).await?;
+        let accepted = self.fence(tx, &self.sql.succeed, &rows).await?;
         let mut done = Vec::new();
         let mut points = Vec::new();
-        for (i, lease, merge) in successes {
+        for s in &successes {
+            let lease = s.lease;
             if !accepted.contains(&lease_key(lease)) {
+                // A success that came with a step's end is refused only if the fence that just
+                // accepted the step's end was raced, which one writer rules out; the step's end
+                // itself stands either way.
                 continue;
             }
-            results[i] = Ok(Applied::Done);
-            done.push(json!({"run": lease.run, "id": lease.deliverable}));
-            if let Some(m) = merge {
-                points.push(json!({
-                    "id": m.rollback_id, "run": lease.run, "deliverable": lease.deliverable,
-                    "repo": m.repo, "branch": m.branch, "before": m.before, "merge": m.commit, "at": at,
-                }));
-                events.push(
-                    i,
+            batch.results[s.change] = Ok(Applied::Succeeded);
+            done.push(Target {
+                run: lease.run.as_str(),
+                id: lease.deliverable.as_str(),
+            });
+            if let Some(m) = s.merge {
+                points.push(Point {
+                    id: &m.rollback_id,
+                    run: lease.run.as_str(),
+                    deliverable: lease.deliverable.as_str(),
+                    repo: &m.repo,
+                    branch: &m.branch,
+                    before: &m.before,
+                    merge: &m.commit,
+                    at: batch.at,
+                });
+                batch.events.push(
+                    s.change,
                     &lease.run,
                     NewEvent::deliverable(
                         EventKind::DeliverableMerged,
@@ -547,8 +785,8 @@ impl Store {
                     ),
                 );
             }
-            events.push(
-                i,
+            batch.events.push(
+                s.change,
                 &lease.run,
                 NewEvent::deliverable(
                     EventKind::DeliverableSucceeded,
@@ -561,18 +799,20 @@ impl Store {
             return Ok(());
         }
         let released = sqlx::query(self.sql.release_dependents.sql())
-            .bind(Value::Array(done).to_string())
+            .bind(json_array(&done)?)
             .fetch_all(&mut **tx)
             .await?;
         for row in &released {
             if int(row, "waiting_on")? == 0 && text(row, "state")? == "pending" {
                 let (run, id) = key_of(row)?;
-                ready.push((RunId::parse(run)?, DeliverableId::parse(id)?));
+                batch
+                    .ready
+                    .push((RunId::parse(run)?, DeliverableId::parse(id)?));
             }
         }
         if !points.is_empty() {
             sqlx::query(self.sql.insert_rollback_points.sql())
-                .bind(Value::Array(points).to_string())
+                .bind(json_array(&points)?)
                 .execute(&mut **tx)
                 .await?;
         }
@@ -580,16 +820,14 @@ impl Store {
     }
 
     /// Failures and cancellations of running deliverables.
-    async fn apply_endings(
+    async fn apply_endings<'a>(
         &self,
         tx: &mut Transaction<'static, Any>,
-        at: i64,
-        changes: &[Change],
-        results: &mut [Result<Applied, Rejected>],
-        events: &mut Events,
+        batch: &mut Batch<'a>,
     ) -> Result<(), Error> {
         let cancelled = Reason::new(ReasonCode::Cancelled, "the run was cancelled");
-        let endings: Vec<(usize, &LeaseKey, DeliverableState, &Reason)> = changes
+        let endings: Vec<(usize, &LeaseKey, DeliverableState, &Reason)> = batch
+            .changes
             .iter()
             .enumerate()
             .filter_map(|(i, c)| match c {
@@ -605,27 +843,31 @@ impl Store {
         if endings.is_empty() {
             return Ok(());
         }
-        let rows = endings
+        let rows: Vec<Fenced<'_>> = endings
             .iter()
-            .map(|(_, lease, state, reason)| {
-                let mut row = lease_json(lease);
-                row["state"] = json!(state.as_str());
-                row["reason"] = json!(reason.code.as_str());
-                row["detail"] = json!(reason.detail);
-                row["at"] = json!(at);
-                row
+            .map(|(_, lease, state, reason)| Fenced {
+                state: Some(state.as_str()),
+                reason: Some(reason.code.as_str()),
+                detail: Some(reason.detail.as_str()),
+                at: Some(batch.at),
+                ..Fenced::new(lease)
             })
             .collect();
-        let accepted = self.fence(tx, &self.sql.end_running, rows).await?;
+        let accepted = self.fence(tx, &self.sql.end_running, &rows).await?;
         let mut stopped = Vec::new();
+        let mut failed = Vec::new();
         for (i, lease, state, reason) in endings {
             if !accepted.contains(&lease_key(lease)) {
                 continue;
             }
+            let target = Target {
+                run: lease.run.as_str(),
+                id: lease.deliverable.as_str(),
+            };
             if state == DeliverableState::Cancelled {
-                stopped.push(json!({"run": lease.run, "id": lease.deliverable}));
-                results[i] = Ok(Applied::Done);
-                events.push(
+                stopped.push(target);
+                batch.results[i] = Ok(Applied::Done);
+                batch.events.push(
                     i,
                     &lease.run,
                     NewEvent::deliverable(
@@ -636,7 +878,8 @@ impl Store {
                 );
                 continue;
             }
-            events.push(
+            failed.push(target);
+            batch.events.push(
                 i,
                 &lease.run,
                 NewEvent::deliverable(
@@ -650,13 +893,13 @@ impl Store {
                 .bind(lease.run.as_str())
                 .bind(lease.deliverable.as_str())
                 .bind(detail.as_str())
-                .bind(at)
+                .bind(batch.at)
                 .fetch_all(&mut **tx)
                 .await?;
             let mut skipped = Vec::with_capacity(skipped_rows.len());
             for row in &skipped_rows {
                 let id = DeliverableId::parse(text(row, "id")?)?;
-                events.push(
+                batch.events.push(
                     i,
                     &lease.run,
                     NewEvent::deliverable(
@@ -667,28 +910,29 @@ impl Store {
                 );
                 skipped.push(id);
             }
-            results[i] = Ok(Applied::Failed { skipped });
+            batch.results[i] = Ok(Applied::Failed { skipped });
         }
         if !stopped.is_empty() {
-            sqlx::query(self.sql.cancel_running_steps.sql())
-                .bind(at)
-                .bind(Value::Array(stopped).to_string())
-                .execute(&mut **tx)
+            self.close_running_steps(tx, StepState::Cancelled, batch.at, &stopped)
+                .await?;
+        }
+        if !failed.is_empty() {
+            // A step that started with the claim but never ran (the worktree could not be
+            // prepared) ends with its deliverable.
+            self.close_running_steps(tx, StepState::Failed, batch.at, &failed)
                 .await?;
         }
         Ok(())
     }
 
     /// Run-level changes; rare, so one statement each.
-    async fn apply_run_changes(
+    async fn apply_run_changes<'a>(
         &self,
         tx: &mut Transaction<'static, Any>,
-        at: i64,
-        changes: &[Change],
-        results: &mut [Result<Applied, Rejected>],
-        events: &mut Events,
+        batch: &mut Batch<'a>,
     ) -> Result<(), Error> {
-        for (i, change) in changes.iter().enumerate() {
+        let at = batch.at;
+        for (i, change) in batch.changes.iter().enumerate() {
             match change {
                 Change::RequestCancel { run } => {
                     let hit = sqlx::query(self.sql.request_cancel.sql())
@@ -697,8 +941,12 @@ impl Store {
                         .fetch_optional(&mut **tx)
                         .await?;
                     if hit.is_some() {
-                        results[i] = Ok(Applied::Done);
-                        events.push(i, run, NewEvent::run(EventKind::CancelRequested, json!({})));
+                        batch.results[i] = Ok(Applied::Done);
+                        batch.events.push(
+                            i,
+                            run,
+                            NewEvent::run(EventKind::CancelRequested, json!({})),
+                        );
                     }
                 }
                 Change::CancelWaiting { run } | Change::CancelOrphans { run } => {
@@ -725,7 +973,7 @@ impl Store {
                     let mut ids = Vec::with_capacity(rows.len());
                     for row in &rows {
                         let id = DeliverableId::parse(text(row, "id")?)?;
-                        events.push(
+                        batch.events.push(
                             i,
                             run,
                             NewEvent::deliverable(
@@ -736,7 +984,7 @@ impl Store {
                         );
                         ids.push(id);
                     }
-                    results[i] = Ok(Applied::Cancelled { deliverables: ids });
+                    batch.results[i] = Ok(Applied::Cancelled { deliverables: ids });
                 }
                 Change::Reopen { run, states } => {
                     let reopened = sqlx::query(self.sql.reopen_run.sql())
@@ -763,18 +1011,18 @@ impl Store {
                     let mut ids = Vec::with_capacity(rows.len());
                     for row in &rows {
                         let id = DeliverableId::parse(text(row, "id")?)?;
-                        events.push(
+                        batch.events.push(
                             i,
                             run,
                             NewEvent::deliverable(EventKind::DeliverableReopened, &id, json!({})),
                         );
                         ids.push(id);
                     }
-                    results[i] = Ok(Applied::Reopened { deliverables: ids });
+                    batch.results[i] = Ok(Applied::Reopened { deliverables: ids });
                 }
                 Change::Resumed { run, driver } => {
-                    results[i] = Ok(Applied::Done);
-                    events.push(
+                    batch.results[i] = Ok(Applied::Done);
+                    batch.events.push(
                         i,
                         run,
                         NewEvent::run(EventKind::RunResumed, json!({"driver": driver})),
@@ -788,8 +1036,8 @@ impl Store {
                         .fetch_optional(&mut **tx)
                         .await?;
                     if hit.is_some() {
-                        results[i] = Ok(Applied::Done);
-                        events.push(
+                        batch.results[i] = Ok(Applied::Done);
+                        batch.events.push(
                             i,
                             run,
                             NewEvent::run(EventKind::RunFinished, json!({"state": state})),
@@ -808,20 +1056,31 @@ impl Store {
         at: i64,
         mut events: Events,
     ) -> Result<Vec<Event>, Error> {
+        #[derive(Serialize)]
+        struct Row<'r> {
+            run: &'r str,
+            kind: &'r str,
+            deliverable: Option<&'r str>,
+            data: String,
+            at: i64,
+        }
         if events.0.is_empty() {
             return Ok(Vec::new());
         }
         events.0.sort_by_key(|(change, _, _)| *change);
-        let rows: Vec<Value> = events
+        let rows: Vec<Row<'_>> = events
             .0
             .iter()
-            .map(|(_, run, e)| {
-                json!({"run": run, "kind": e.kind.as_str(), "deliverable": e.deliverable,
-                       "data": e.data.to_string(), "at": at})
+            .map(|(_, run, e)| Row {
+                run: run.as_str(),
+                kind: e.kind.as_str(),
+                deliverable: e.deliverable.as_ref().map(DeliverableId::as_str),
+                data: e.data.to_string(),
+                at,
             })
             .collect();
         let inserted = sqlx::query(self.sql.insert_events.sql())
-            .bind(Value::Array(rows).to_string())
+            .bind(json_array(&rows)?)
             .fetch_all(&mut **tx)
             .await?;
         // Sequence numbers are assigned in insertion order (the rows are inserted ordered by

@@ -16,7 +16,9 @@ mod dialect;
 mod runs;
 mod sql;
 
-pub use change::{Applied, Change, LeaseKey, Merge, Outcome, Rejected, StepEnd, by_run};
+pub use change::{
+    Applied, Change, LeaseKey, Merge, Outcome, Rejected, StepEnd, StepRef, Then, by_run,
+};
 pub use dialect::Backend;
 pub use runs::{EventFilter, NewRun, RunControl};
 

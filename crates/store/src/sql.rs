@@ -46,23 +46,21 @@ statements! {
 
     claim = "UPDATE deliverables SET state = 'running', attempt = attempt + 1, \
         lease_owner = c.c_owner, lease_expires_at = c.c_until, \
-        started_at = COALESCE(started_at, c.c_at), current_step = NULL, \
+        started_at = COALESCE(started_at, c.c_at), \
+        current_step = CASE WHEN next_step = c.c_index THEN c.c_step END, \
         reason = NULL, reason_detail = NULL \
         FROM (SELECT value ->> 'run' AS c_run, value ->> 'id' AS c_id, value ->> 'owner' AS c_owner, \
               CAST(value ->> 'until' AS BIGINT) AS c_until, CAST(value ->> 'at' AS BIGINT) AS c_at, \
-              CAST(value ->> 'takeover' AS BIGINT) AS c_takeover FROM json_rows($1)) AS c \
+              CAST(value ->> 'takeover' AS BIGINT) AS c_takeover, \
+              CAST(value ->> 'index' AS BIGINT) AS c_index, value ->> 'step' AS c_step FROM json_rows($1)) AS c \
         WHERE deliverables.run_id = c.c_run AND deliverables.id = c.c_id \
         AND ((deliverables.state = 'pending' AND deliverables.waiting_on = 0) \
              OR (deliverables.state = 'running' AND c.c_takeover = 1)) \
         RETURNING run_id, id, attempt, next_step";
 
-    interrupt_running_steps = "UPDATE step_attempts SET state = 'interrupted', finished_at = $1 \
+    close_running_steps = "UPDATE step_attempts SET state = $1, finished_at = $2 \
         WHERE state = 'running' AND (run_id, deliverable) IN \
-        (SELECT value ->> 'run', value ->> 'id' FROM json_rows($2))";
-
-    cancel_running_steps = "UPDATE step_attempts SET state = 'cancelled', finished_at = $1 \
-        WHERE state = 'running' AND (run_id, deliverable) IN \
-        (SELECT value ->> 'run', value ->> 'id' FROM json_rows($2))";
+        (SELECT value ->> 'run', value ->> 'id' FROM json_rows($3))";
 
     fence_step_start = "UPDATE deliverables SET current_step = c.c_step \
         FROM (SELECT value ->> 'run' AS c_run, value ->> 'id' AS c_id, \
@@ -81,10 +79,10 @@ statements! {
         FROM json_rows($1) \
         RETURNING run_id, deliverable, attempt";
 
-    fence_step_finish = "UPDATE deliverables SET current_step = NULL, next_step = next_step + c.c_advance \
+    fence_step_finish = "UPDATE deliverables SET current_step = c.c_next, next_step = next_step + c.c_advance \
         FROM (SELECT value ->> 'run' AS c_run, value ->> 'id' AS c_id, \
               CAST(value ->> 'attempt' AS BIGINT) AS c_attempt, \
-              CAST(value ->> 'advance' AS BIGINT) AS c_advance FROM json_rows($1)) AS c \
+              CAST(value ->> 'advance' AS BIGINT) AS c_advance, value ->> 'next' AS c_next FROM json_rows($1)) AS c \
         WHERE deliverables.run_id = c.c_run AND deliverables.id = c.c_id \
         AND deliverables.attempt = c.c_attempt AND deliverables.state = 'running' \
         RETURNING run_id, id";

@@ -24,7 +24,20 @@ async fn crash_then_resume(point: Point) -> (ScriptedRunner, Harness, kamachiq_d
         Arc::new(runner.clone()),
         Some(Arc::new(CrashAt::new("a", point.clone()))),
     );
-    let run = crashing.submit(plan(PLAN), None, 2).await.unwrap();
+    // Merge points exist only where there is something to merge into: a real repository.
+    let repo = matches!(point, Point::BeforeMerge | Point::AfterMerge).then(crate::support::repo);
+    let target = match &repo {
+        Some(dir) => Some(
+            kamachiq_engine::Target::resolve(dir.path(), Some("main"))
+                .await
+                .unwrap(),
+        ),
+        None => None,
+    };
+    let run = crashing
+        .submit(plan(PLAN), target.as_ref(), 2)
+        .await
+        .unwrap();
     let err = crashing
         .drive(&run, CancellationToken::new())
         .await

@@ -351,15 +351,14 @@ async fn reopening_a_failed_run_retries_its_failed_work() {
 
 /// A claim and a success of one run in the same batch: the deliverables the success made
 /// ready reach the success's waiter, not the claim's (which would drop them).
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn ready_deliverables_reach_the_success_that_freed_them() {
     use kamachiq_engine::{Clock, Committer};
     use kamachiq_store::{Applied, LeaseKey};
 
     let h = Harness::new().await;
     let events = tokio::sync::broadcast::channel(16).0;
-    let tracker = tokio_util::task::TaskTracker::new();
-    let committer = Committer::start(h.store.clone(), h.clock.clone(), events, &tracker);
+    let (committer, _done) = Committer::start(h.store.clone(), h.clock.clone(), events).unwrap();
     let engine = h.engine(Arc::new(ScriptedRunner::default()), None);
     let run = engine
         .submit(plan("deliverables:\n  - {id: a, steps: [{name: s, run: 'true'}]}\n  - {id: b, dependencies: [a], steps: [{name: s, run: 'true'}]}\n  - {id: c, steps: [{name: s, run: 'true'}]}\n"), None, 4)
@@ -372,17 +371,33 @@ async fn ready_deliverables_reach_the_success_that_freed_them() {
         owner: "test".into(),
         lease_until: h.clock.now().plus(Duration::from_secs(30)),
         takeover: false,
+        start: None,
     };
     let claimed = committer.commit(claim("a")).await.unwrap();
-    assert_eq!(claimed.result, Ok(Applied::Claimed { attempt: 1, next_step: 0 }));
+    assert_eq!(
+        claimed.result,
+        Ok(Applied::Claimed {
+            attempt: 1,
+            next_step: 0,
+            step_attempt: None
+        })
+    );
 
-    // On one thread both changes are queued before the writer runs: one batch.
+    // Committed together: one batch, the claim first.
     let success = Change::Succeeded {
-        lease: LeaseKey { run: run.clone(), deliverable: id("a"), attempt: 1 },
+        lease: LeaseKey {
+            run: run.clone(),
+            deliverable: id("a"),
+            attempt: 1,
+        },
         merge: None,
     };
-    let (claim_c, succeed_a) = tokio::join!(committer.commit(claim("c")), committer.commit(success));
-    let (claim_c, succeed_a) = (claim_c.unwrap(), succeed_a.unwrap());
+    let mut committed = committer
+        .commit_many(vec![claim("c"), success])
+        .await
+        .unwrap();
+    let succeed_a = committed.pop().unwrap();
+    let claim_c = committed.pop().unwrap();
     assert_eq!(claim_c.ready, Vec::<kamachiq_domain::DeliverableId>::new());
     assert_eq!(succeed_a.ready, vec![id("b")]);
 }
@@ -402,7 +417,9 @@ async fn a_wide_lattice_under_heavy_batching_runs_every_deliverable() {
             let above = (i / width - 1) * width;
             format!("d{}, d{}", above + i % width, above + (i + 1) % width)
         };
-        yaml.push_str(&format!("  - {{id: d{i}, dependencies: [{deps}], steps: [{{name: s, run: 'true'}}]}}\n"));
+        yaml.push_str(&format!(
+            "  - {{id: d{i}, dependencies: [{deps}], steps: [{{name: s, run: 'true'}}]}}\n"
+        ));
     }
     let engine = h.engine(Arc::new(runner.clone()), None);
     let run = engine.submit(plan(&yaml), None, 64).await.unwrap();

@@ -190,7 +190,7 @@ impl Harness {
         if let Some(probe) = probe {
             parts.probe = probe;
         }
-        Engine::new(parts)
+        Engine::new(parts).unwrap()
     }
 
     pub async fn states(&self, run: &RunId) -> Vec<(String, DeliverableState)> {
@@ -210,4 +210,27 @@ impl Harness {
 
 pub fn pairs(items: &[(&str, DeliverableState)]) -> Vec<(String, DeliverableState)> {
     items.iter().map(|(id, s)| ((*id).to_owned(), *s)).collect()
+}
+
+/// A git repository on `main` with one commit.
+pub fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["config", "user.name", "Test"],
+        &["config", "user.email", "test@example.com"],
+        &["commit", "-q", "--allow-empty", "-m", "initial"],
+    ] {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    dir
 }

@@ -76,7 +76,7 @@ pub async fn bench(config: &Config, args: &BenchArgs) -> anyhow::Result<u8> {
         runner,
         Arc::new(SystemClock),
         EngineOptions::new(scratch.path()),
-    ));
+    ))?;
 
     let started = Instant::now();
     let run = engine.submit(plan, None, concurrency).await?;

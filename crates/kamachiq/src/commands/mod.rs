@@ -73,7 +73,7 @@ pub fn engine(config: &Config, store: Store) -> anyhow::Result<Engine> {
         Arc::new(runner),
         Arc::new(SystemClock),
         options,
-    )))
+    ))?)
 }
 
 /// The run the user means: an id, a unique prefix, or `latest`. Unknown or ambiguous

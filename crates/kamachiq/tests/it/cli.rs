@@ -1,6 +1,6 @@
 //! The command line's contract: JSON shapes, exit codes, messages, and no change on bad input.
 
-use crate::support::{git, redact, stderr, stdout, Workspace};
+use crate::support::{Workspace, git, redact, stderr, stdout};
 
 const CONTRACT: &str = r#"tenant: tenant-a
 region: eu-west-1
@@ -35,7 +35,10 @@ fn the_contract_plan_runs_and_reports_in_the_documented_shapes() {
     let out = ws.run(&["run", plan.to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
-    let events: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let run = events[0]["run_id"].as_str().unwrap().to_owned();
     assert_eq!(events[0]["kind"], "run_started");
     assert!(events.iter().all(|e| e["run_id"] == run.as_str()));
@@ -86,32 +89,58 @@ fn plan_validate_lists_every_problem_with_exit_code_2() {
     let good = ws.write("good.yaml", CONTRACT);
     let out = ws.run(&["plan", "validate", good.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(stdout(&out).ends_with("valid: 2 deliverables, 1 dependencies, 3 steps\n"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).ends_with("valid: 2 deliverables, 1 dependencies, 3 steps\n"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
 fn an_invalid_plan_is_refused_before_anything_is_stored() {
     let ws = Workspace::new();
-    ws.write("bad.yaml", "deliverables:\n  - id: a\n    steps: [{name: s, run: 'true', timeout: forever}]\n");
+    ws.write(
+        "bad.yaml",
+        "deliverables:\n  - id: a\n    steps: [{name: s, run: 'true', timeout: forever}]\n",
+    );
     let out = ws.run(&["run", "bad.yaml", "--repo", "service"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("bad.yaml:3: deliverable `a`: invalid timeout `forever`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bad.yaml:3: deliverable `a`: invalid timeout `forever`"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(ws.json(&["runs", "--json"]), serde_json::json!([]));
 }
 
 #[test]
 fn a_missing_target_is_explained() {
     let ws = Workspace::new();
-    ws.write("p.yaml", "deliverables:\n  - {id: a, steps: [{name: s, run: 'true'}]}\n");
+    ws.write(
+        "p.yaml",
+        "deliverables:\n  - {id: a, steps: [{name: s, run: 'true'}]}\n",
+    );
     let out = ws.run(&["run", "p.yaml"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no target repository: pass --repo DIR or set `repo:` in the plan"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no target repository: pass --repo DIR or set `repo:` in the plan"),
+        "{}",
+        stderr(&out)
+    );
     let out = ws.run(&["run", "p.yaml", "--repo", "service", "--branch", "develop"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("branch `develop` does not exist"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("branch `develop` does not exist"),
+        "{}",
+        stderr(&out)
+    );
     let out = ws.run(&["run", "missing.yaml", "--repo", "service"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("cannot read the plan missing.yaml"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read the plan missing.yaml"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -123,24 +152,54 @@ fn a_failing_step_exits_1_skips_dependents_and_keeps_its_output() {
     );
     let out = ws.run(&["run", "p.yaml"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stdout(&out).contains("run ") && stdout(&out).contains("failed"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("run ") && stdout(&out).contains("failed"),
+        "{}",
+        stdout(&out)
+    );
 
     let status = ws.json(&["status", "latest", "--json"]);
-    let states: Vec<&str> = status["deliverables"].as_array().unwrap().iter().map(|d| d["state"].as_str().unwrap()).collect();
+    let states: Vec<&str> = status["deliverables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
     assert_eq!(states, ["failed", "skipped", "succeeded"]);
     assert_eq!(status["deliverables"][0]["reason"]["code"], "step_failed");
-    assert_eq!(status["deliverables"][0]["reason"]["detail"], "step `dev` exited with status 3");
-    assert_eq!(status["deliverables"][1]["reason"]["code"], "dependency_failed");
+    assert_eq!(
+        status["deliverables"][0]["reason"]["detail"],
+        "step `dev` exited with status 3"
+    );
+    assert_eq!(
+        status["deliverables"][1]["reason"]["code"],
+        "dependency_failed"
+    );
 
     let logs = ws.run(&["logs", "latest", "api", "dev"]);
     assert_eq!(logs.status.code(), Some(0));
-    assert_eq!(stdout(&logs), "── dev · attempt 1 · failed, exit 3 ──\nbuilding\nbroken\n");
+    assert_eq!(
+        stdout(&logs),
+        "── dev · attempt 1 · failed, exit 3 ──\nbuilding\nbroken\n"
+    );
     let bad = ws.run(&["logs", "latest", "api", "deploy"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(stderr(&bad).contains("deliverable `api` has no step `deploy` (its steps: dev)"), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("deliverable `api` has no step `deploy` (its steps: dev)"),
+        "{}",
+        stderr(&bad)
+    );
 
     // The failed deliverable keeps its branch for inspection.
-    let branches = git(&ws.repo(), &["branch", "--list", "--format=%(refname:short)", "kamachiq/*"]);
+    let branches = git(
+        &ws.repo(),
+        &[
+            "branch",
+            "--list",
+            "--format=%(refname:short)",
+            "kamachiq/*",
+        ],
+    );
     assert!(branches.ends_with("/api"), "{branches}");
 }
 
@@ -156,11 +215,21 @@ fn resume_retry_failed_runs_failed_work_again() {
     assert_eq!(out.status.code(), Some(1));
     let refused = ws.run(&["resume", "latest"]);
     assert_eq!(refused.status.code(), Some(2));
-    assert!(stderr(&refused).contains("--retry-failed"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("--retry-failed"),
+        "{}",
+        stderr(&refused)
+    );
 
     std::fs::write(ws.path().join(".kamachiq/worktrees/flag"), "").unwrap();
     let out = ws.run(&["resume", "latest", "--retry-failed"]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let status = ws.json(&["status", "latest", "--json"]);
     assert_eq!(status["state"], "succeeded");
     assert_eq!(status["deliverables"][0]["attempts"], 2);
@@ -174,14 +243,25 @@ fn unknown_runs_and_bad_configuration_are_input_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr(&out), "error: no run `nope`\n");
 
-    let out = ws.command(&["runs"]).env("KAMACHIQ_CONCURRENCY", "lots").output().unwrap();
+    let out = ws
+        .command(&["runs"])
+        .env("KAMACHIQ_CONCURRENCY", "lots")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(stderr(&out), "error: KAMACHIQ_CONCURRENCY: expected a whole number, got `lots`\n");
+    assert_eq!(
+        stderr(&out),
+        "error: KAMACHIQ_CONCURRENCY: expected a whole number, got `lots`\n"
+    );
 
     ws.write("kamachiq.toml", "concurency = 3\n");
     let out = ws.run(&["config", "validate"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("kamachiq.toml:1: unknown field `concurency`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("kamachiq.toml:1: unknown field `concurency`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -189,14 +269,24 @@ fn the_home_ignores_itself_in_git() {
     let ws = Workspace::new();
     // A home inside the repository (the default when run from a checkout) never shows up as
     // untracked files there.
-    ws.write("service/p.yaml", "deliverables:\n  - {id: a, steps: [{name: s, run: 'echo a > a.txt'}]}\n");
-    let out = ws.command(&["run", "p.yaml", "--repo", "."]).current_dir(ws.repo()).output().unwrap();
+    ws.write(
+        "service/p.yaml",
+        "deliverables:\n  - {id: a, steps: [{name: s, run: 'echo a > a.txt'}]}\n",
+    );
+    let out = ws
+        .command(&["run", "p.yaml", "--repo", "."])
+        .current_dir(ws.repo())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(git(&ws.repo(), &["status", "--porcelain"]), "?? p.yaml");
 }
 
 #[test]
 fn help_lists_every_command_and_the_exit_codes() {
-    let out = std::process::Command::new(crate::support::BIN).arg("--help").output().unwrap();
+    let out = std::process::Command::new(crate::support::BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
     insta::assert_snapshot!("help", stdout(&out));
 }

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::support::{git, read_events_until, stderr, stdout, wait_for_text, Workspace};
+use crate::support::{Workspace, git, read_events_until, stderr, stdout, wait_for_text};
 
 fn signal(child: &std::process::Child, sig: Signal) {
     kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), sig).unwrap();
@@ -55,7 +55,13 @@ deliverables:
     let executions = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
         executions.lines().collect::<Vec<_>>(),
-        ["api.prep", "api.slow-start", "api.slow-start", "api.slow-end", "docs"],
+        [
+            "api.prep",
+            "api.slow-start",
+            "api.slow-start",
+            "api.slow-end",
+            "docs"
+        ],
         "prep ran once; the interrupted step ran again; docs once"
     );
 
@@ -66,7 +72,12 @@ deliverables:
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["step"].as_str().unwrap().to_owned(), s["state"].as_str().unwrap().to_owned()))
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap().to_owned(),
+                s["state"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         steps,
@@ -77,7 +88,11 @@ deliverables:
         ]
     );
     let merges = git(&ws.repo(), &["log", "--merges", "--format=%s", "main"]);
-    assert_eq!(merges.lines().count(), 2, "one merge per deliverable:\n{merges}");
+    assert_eq!(
+        merges.lines().count(),
+        2,
+        "one merge per deliverable:\n{merges}"
+    );
     for file in ["prep.txt", "slow.txt", "docs.txt"] {
         assert!(ws.repo().join(file).exists(), "{file}");
     }
@@ -99,10 +114,19 @@ fn cancel_from_another_process_stops_the_run_promptly() {
     assert_eq!(stdout(&out), format!("run {run} cancelled\n"));
     let code = child.wait().unwrap().code();
     assert_eq!(code, Some(3), "a cancelled run exits with 3");
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
     let status = ws.json(&["status", &run, "--json"]);
     assert_eq!(status["state"], "cancelled");
-    let states: Vec<&str> = status["deliverables"].as_array().unwrap().iter().map(|d| d["state"].as_str().unwrap()).collect();
+    let states: Vec<&str> = status["deliverables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
     assert_eq!(states, ["cancelled", "cancelled"]);
 }
 
@@ -126,7 +150,11 @@ fn ctrl_c_hands_work_back_and_resume_continues() {
     assert_eq!(code, Some(130));
     let status = ws.json(&["status", &run, "--json"]);
     assert_eq!(status["state"], "running");
-    assert_eq!(status["driver"], serde_json::Value::Null, "the lease was given back");
+    assert_eq!(
+        status["driver"],
+        serde_json::Value::Null,
+        "the lease was given back"
+    );
 
     // Resume: the interrupted step starts again (a second attempt); cancel it to end quickly.
     let mut resumed = ws.spawn(&["resume", &run, "--json"]);
@@ -142,10 +170,28 @@ fn ctrl_c_hands_work_back_and_resume_continues() {
 fn the_demo_runs_a_diamond_to_success() {
     let ws = Workspace::new();
     let out = ws.run(&["demo"]);
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let text = stdout(&out);
-    assert!(text.contains(": 6 succeeded, 0 failed, 0 skipped, 0 cancelled of 6"), "{text}");
-    assert!(text.contains("The project's test command on main: check: 4 test files passed"), "{text}");
-    assert!(stderr(&out).contains("! tests ▸ qa: step `qa` exited with status 1"), "the demo shows a retry");
-    assert!(!ws.path().join(".kamachiq").exists(), "the demo keeps its state in its own folder");
+    assert!(
+        text.contains(": 6 succeeded, 0 failed, 0 skipped, 0 cancelled of 6"),
+        "{text}"
+    );
+    assert!(
+        text.contains("The project's test command on main: check: 4 test files passed"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("! tests ▸ qa: step `qa` exited with status 1"),
+        "the demo shows a retry"
+    );
+    assert!(
+        !ws.path().join(".kamachiq").exists(),
+        "the demo keeps its state in its own folder"
+    );
 }

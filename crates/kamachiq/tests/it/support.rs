@@ -56,7 +56,11 @@ impl Workspace {
 
     /// Starts `kamachiq ARGS` with stdout piped, for tests that act on it while it runs.
     pub fn spawn(&self, args: &[&str]) -> Child {
-        self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
@@ -67,8 +71,16 @@ impl Workspace {
 }
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -122,7 +134,9 @@ pub fn redact(mut value: serde_json::Value, run: &str) -> serde_json::Value {
         match value {
             serde_json::Value::Object(map) => {
                 for (key, v) in map.iter_mut() {
-                    if (key.ends_with("_at") || key == "merge_commit" || key == "repo") && !v.is_null() {
+                    if (key.ends_with("_at") || key == "merge_commit" || key == "repo")
+                        && !v.is_null()
+                    {
                         *v = serde_json::Value::String(format!("[{key}]"));
                     } else {
                         walk(v, run);

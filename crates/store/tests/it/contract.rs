@@ -7,7 +7,7 @@ use kamachiq_domain::{
     StepName, TenantId, Timestamp,
 };
 use kamachiq_store::{
-    Applied, Change, EventFilter, LeaseKey, Merge, NewRun, Rejected, StepEnd, Store,
+    Applied, Change, EventFilter, LeaseKey, Merge, NewRun, Rejected, StepEnd, StepRef, Store, Then,
 };
 
 const OWNER: &str = "host-a:100:x";
@@ -64,6 +64,35 @@ fn claim_change(run: &RunId, id: &str, takeover: bool) -> Change {
         owner: OWNER.into(),
         lease_until: t(30),
         takeover,
+        start: None,
+    }
+}
+
+fn claim_starting(run: &RunId, id: &str, first: StepRef) -> Change {
+    match claim_change(run, id, false) {
+        Change::Claim {
+            run,
+            deliverable,
+            owner,
+            lease_until,
+            takeover,
+            ..
+        } => Change::Claim {
+            run,
+            deliverable,
+            owner,
+            lease_until,
+            takeover,
+            start: Some(first),
+        },
+        other => other,
+    }
+}
+
+fn step(index: u32, name: &str) -> StepRef {
+    StepRef {
+        index,
+        name: StepName::parse(name).unwrap(),
     }
 }
 
@@ -85,7 +114,7 @@ async fn complete(store: &Store, run: &RunId, id: &str) -> Vec<String> {
         .apply(t(2), &[Change::Succeeded { lease, merge: None }])
         .await
         .unwrap();
-    assert_eq!(outcome.results, [Ok(Applied::Done)], "success of {id}");
+    assert_eq!(outcome.results, [Ok(Applied::Succeeded)], "success of {id}");
     let mut ready: Vec<String> = outcome.ready.iter().map(|(_, d)| d.to_string()).collect();
     ready.sort();
     ready
@@ -114,6 +143,7 @@ fn step_end(lease: &LeaseKey, index: u32, attempt: u32, state: StepState, output
         output_bytes: output.len() as u64,
         duration: Duration::from_millis(1500),
         advance: state == StepState::Succeeded,
+        then: Then::Stay,
     }))
 }
 
@@ -171,7 +201,8 @@ pub async fn only_ready_deliverables_can_be_claimed(store: Store) {
         one(&store, 1, claim_change(&run, "a", false)).await,
         Ok(Applied::Claimed {
             attempt: 1,
-            next_step: 0
+            next_step: 0,
+            step_attempt: None
         })
     );
     // A running deliverable is not claimed again without a takeover.
@@ -217,7 +248,8 @@ pub async fn writes_from_a_lost_lease_are_rejected(store: Store) {
         taken,
         Ok(Applied::Claimed {
             attempt: 2,
-            next_step: 0
+            next_step: 0,
+            step_attempt: None
         })
     );
     let new = LeaseKey {
@@ -228,8 +260,7 @@ pub async fn writes_from_a_lost_lease_are_rejected(store: Store) {
     for change in [
         Change::StepStarted {
             lease: old.clone(),
-            index: 0,
-            step: StepName::parse("dev").unwrap(),
+            step: step(0, "dev"),
         },
         step_end(&old, 0, 1, StepState::Succeeded, ""),
         Change::Succeeded {
@@ -262,7 +293,7 @@ pub async fn writes_from_a_lost_lease_are_rejected(store: Store) {
             }
         )
         .await,
-        Ok(Applied::Done)
+        Ok(Applied::Succeeded)
     );
 }
 
@@ -325,8 +356,7 @@ pub async fn step_attempts_are_numbered_and_keep_their_output(store: Store) {
     let lease = claim(&store, &run, "a").await;
     let dev = || Change::StepStarted {
         lease: lease.clone(),
-        index: 0,
-        step: StepName::parse("dev").unwrap(),
+        step: step(0, "dev"),
     };
 
     assert_eq!(
@@ -443,8 +473,7 @@ pub async fn release_interrupts_the_running_step_and_takeover_resumes_it(store: 
         2,
         Change::StepStarted {
             lease: lease.clone(),
-            index: 0,
-            step: StepName::parse("dev").unwrap(),
+            step: step(0, "dev"),
         },
     )
     .await
@@ -474,7 +503,8 @@ pub async fn release_interrupts_the_running_step_and_takeover_resumes_it(store: 
         one(&store, 4, claim_change(&run, "a", true)).await,
         Ok(Applied::Claimed {
             attempt: 2,
-            next_step: 0
+            next_step: 0,
+            step_attempt: None
         })
     );
     let lease2 = LeaseKey {
@@ -487,8 +517,7 @@ pub async fn release_interrupts_the_running_step_and_takeover_resumes_it(store: 
             5,
             Change::StepStarted {
                 lease: lease2,
-                index: 0,
-                step: StepName::parse("dev").unwrap()
+                step: step(0, "dev")
             }
         )
         .await,
@@ -504,8 +533,7 @@ pub async fn cancel_requests_and_cancels_waiting_and_orphaned_work(store: Store)
         2,
         Change::StepStarted {
             lease,
-            index: 0,
-            step: StepName::parse("dev").unwrap(),
+            step: step(0, "dev"),
         },
     )
     .await
@@ -745,7 +773,8 @@ pub async fn large_batches_apply_every_change(store: Store) {
     assert!(outcome.results.iter().all(|r| *r
         == Ok(Applied::Claimed {
             attempt: 1,
-            next_step: 0
+            next_step: 0,
+            step_attempt: None
         })));
     assert_eq!(outcome.events.len(), n);
 
@@ -761,7 +790,7 @@ pub async fn large_batches_apply_every_change(store: Store) {
         })
         .collect();
     let outcome = store.apply(t(2), &successes).await.unwrap();
-    assert!(outcome.results.iter().all(|r| *r == Ok(Applied::Done)));
+    assert!(outcome.results.iter().all(|r| *r == Ok(Applied::Succeeded)));
     assert_eq!(outcome.ready, [(run.clone(), did("sink"))]);
     let sink = store.deliverables(&run).await.unwrap().pop().unwrap();
     assert_eq!((sink.id.as_str(), sink.waiting_on), ("sink", 0));
@@ -838,4 +867,137 @@ pub async fn events_filter_by_tenant_and_run(store: Store) {
         .await
         .unwrap();
     assert_eq!(limited.len(), 2);
+}
+
+pub async fn a_claim_starts_the_expected_step_with_it(store: Store) {
+    let run = create(&store, plan("t", &[("a", &[]), ("b", &[])])).await;
+    let with = |id: &str, index: u32| {
+        claim_starting(&run, id, step(index, if index == 0 { "dev" } else { "qa" }))
+    };
+    let outcome = store
+        .apply(t(1), &[with("a", 0), with("b", 1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.results,
+        [
+            Ok(Applied::Claimed {
+                attempt: 1,
+                next_step: 0,
+                step_attempt: Some(1)
+            }),
+            // b's next step is 0, not 1: it is claimed, and the caller starts the right step.
+            Ok(Applied::Claimed {
+                attempt: 1,
+                next_step: 0,
+                step_attempt: None
+            }),
+        ]
+    );
+    let ds = store.deliverables(&run).await.unwrap();
+    assert_eq!(ds[0].current_step.as_deref(), Some("dev"));
+    assert_eq!(ds[1].current_step, None);
+    let kinds: Vec<(String, EventKind)> = outcome
+        .events
+        .iter()
+        .map(|e| (e.deliverable.as_ref().unwrap().to_string(), e.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("a".to_owned(), EventKind::DeliverableStarted),
+            ("a".to_owned(), EventKind::StepStarted),
+            ("b".to_owned(), EventKind::DeliverableStarted),
+        ]
+    );
+    assert_eq!(store.step_attempts(&run, None).await.unwrap().len(), 1);
+}
+
+pub async fn a_step_end_starts_the_next_step_or_completes_the_deliverable(store: Store) {
+    let run = create(&store, plan("t", &[("a", &[]), ("b", &["a"])])).await;
+    let lease = claim(&store, &run, "a").await;
+    one(
+        &store,
+        2,
+        Change::StepStarted {
+            lease: lease.clone(),
+            step: step(0, "dev"),
+        },
+    )
+    .await
+    .unwrap();
+
+    let mut end = step_end(&lease, 0, 1, StepState::Succeeded, "built\n");
+    if let Change::StepFinished(e) = &mut end {
+        e.then = Then::Start(step(1, "qa"));
+    }
+    assert_eq!(
+        one(&store, 3, end).await,
+        Ok(Applied::StepStarted { step_attempt: 1 })
+    );
+    let a = &store.deliverables(&run).await.unwrap()[0];
+    assert_eq!((a.next_step, a.current_step.as_deref()), (1, Some("qa")));
+
+    let mut last = step_end(&lease, 1, 1, StepState::Succeeded, "tested\n");
+    if let Change::StepFinished(e) = &mut last {
+        e.then = Then::Succeed;
+    }
+    let outcome = store.apply(t(4), &[last]).await.unwrap();
+    assert_eq!(outcome.results, [Ok(Applied::Succeeded)]);
+    assert_eq!(outcome.ready, [(run.clone(), did("b"))]);
+    let kinds: Vec<EventKind> = outcome.events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [EventKind::StepFinished, EventKind::DeliverableSucceeded]
+    );
+    let a = &store.deliverables(&run).await.unwrap()[0];
+    assert_eq!(
+        (a.state, a.next_step, a.current_step.as_deref()),
+        (DeliverableState::Succeeded, 2, None)
+    );
+    let attempts: Vec<(String, StepState)> = store
+        .step_attempts(&run, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.step, s.state))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            ("dev".to_owned(), StepState::Succeeded),
+            ("qa".to_owned(), StepState::Succeeded)
+        ]
+    );
+}
+
+pub async fn a_failure_closes_a_step_that_never_ran(store: Store) {
+    let run = create(&store, plan("t", &[("a", &[])])).await;
+    let claimed = one(&store, 1, claim_starting(&run, "a", step(0, "dev")))
+        .await
+        .unwrap();
+    assert!(matches!(
+        claimed,
+        Applied::Claimed {
+            step_attempt: Some(1),
+            ..
+        }
+    ));
+    let lease = LeaseKey {
+        run: run.clone(),
+        deliverable: did("a"),
+        attempt: 1,
+    };
+    one(
+        &store,
+        2,
+        Change::Failed {
+            lease,
+            reason: Reason::new(ReasonCode::WorkspaceError, "no disk"),
+        },
+    )
+    .await
+    .unwrap();
+    let attempt = store.step_attempts(&run, None).await.unwrap().remove(0);
+    assert_eq!(attempt.state, StepState::Failed);
 }

@@ -55,4 +55,7 @@ contract_tests!(
     large_batches_apply_every_change,
     merges_record_rollback_points,
     events_filter_by_tenant_and_run,
+    a_claim_starts_the_expected_step_with_it,
+    a_step_end_starts_the_next_step_or_completes_the_deliverable,
+    a_failure_closes_a_step_that_never_ran,
 );
