@@ -83,6 +83,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         .with_writer(std::io::stderr)
         .with_max_level(config.log_level)
         .with_target(false)
+        // Colour only for a person at a terminal; log files and pipes get plain text.
+        .with_ansi(console::colors_enabled_stderr())
         .init();
 
     match &cli.command {

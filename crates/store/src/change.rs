@@ -233,6 +233,8 @@ struct Fenced<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    complete: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     merge: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<&'a str>,
@@ -253,6 +255,7 @@ impl<'a> Fenced<'a> {
             step: None,
             advance: None,
             next: None,
+            complete: None,
             merge: None,
             state: None,
             reason: None,
@@ -267,13 +270,6 @@ struct Start<'a> {
     change: usize,
     lease: LeaseKey,
     step: &'a StepRef,
-}
-
-/// A success to record: which change it came from, and its merge.
-struct Success<'a> {
-    change: usize,
-    lease: &'a LeaseKey,
-    merge: Option<&'a Merge>,
 }
 
 /// Events of a batch, kept in the order of the changes that caused them.
@@ -293,7 +289,8 @@ struct Batch<'a> {
     ready: Vec<(RunId, DeliverableId)>,
     events: Events,
     starts: Vec<Start<'a>>,
-    successes: Vec<Success<'a>>,
+    /// Deliverables that succeeded in this batch, whose dependents' counters go down.
+    completed: Vec<Target<'a>>,
 }
 
 impl Store {
@@ -310,7 +307,7 @@ impl Store {
             ready: Vec::new(),
             events: Events(Vec::new()),
             starts: Vec::new(),
-            successes: Vec::new(),
+            completed: Vec::new(),
         };
         self.apply_claims(&mut tx, &mut batch).await?;
         self.apply_step_ends(&mut tx, &mut batch).await?;
@@ -505,6 +502,8 @@ impl Store {
                     Then::Start(step) => Some(step.name.as_str()),
                     _ => None,
                 },
+                complete: Some(i64::from(end.then == Then::Succeed)),
+                at: Some(batch.at),
                 ..Fenced::new(&end.lease)
             })
             .collect();
@@ -552,11 +551,23 @@ impl Store {
                     lease: end.lease.clone(),
                     step,
                 }),
-                Then::Succeed => batch.successes.push(Success {
-                    change: i,
-                    lease: &end.lease,
-                    merge: None,
-                }),
+                // The deliverable was completed by the fence itself.
+                Then::Succeed => {
+                    batch.results[i] = Ok(Applied::Succeeded);
+                    batch.events.push(
+                        i,
+                        &end.lease.run,
+                        NewEvent::deliverable(
+                            EventKind::DeliverableSucceeded,
+                            &end.lease.deliverable,
+                            json!({}),
+                        ),
+                    );
+                    batch.completed.push(Target {
+                        run: end.lease.run.as_str(),
+                        id: end.lease.deliverable.as_str(),
+                    });
+                }
             }
         }
         if !updates.is_empty() {
@@ -709,7 +720,8 @@ impl Store {
         Ok(())
     }
 
-    /// Explicit successes, and those that come with a last step's end.
+    /// Explicit successes (after a merge); then, for them and for the deliverables completed
+    /// with their last step's end, the dependents' counters go down.
     async fn apply_successes<'a>(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -726,80 +738,79 @@ impl Store {
             merge: &'r str,
             at: i64,
         }
-        for (i, change) in batch.changes.iter().enumerate() {
-            if let Change::Succeeded { lease, merge } = change {
-                batch.successes.push(Success {
-                    change: i,
-                    lease,
-                    merge: merge.as_ref(),
-                });
-            }
-        }
-        if batch.successes.is_empty() {
-            return Ok(());
-        }
-        let successes = std::mem::take(&mut batch.successes);
-        let rows: Vec<Fenced<'_>> = successes
+        let successes: Vec<(usize, &LeaseKey, Option<&Merge>)> = batch
+            .changes
             .iter()
-            .map(|s| Fenced {
-                merge: s.merge.map(|m| m.commit.as_str()),
-                at: Some(batch.at),
-                ..Fenced::new(s.lease)
+            .enumerate()
+            .filter_map(|(i, c)| match c {
+                Change::Succeeded { lease, merge } => Some((i, lease, merge.as_ref())),
+                _ => None,
             })
             .collect();
-        let accepted = self.fence(tx, &self.sql.succeed, &rows).await?;
-        let mut done = Vec::new();
         let mut points = Vec::new();
-        for s in &successes {
-            let lease = s.lease;
-            if !accepted.contains(&lease_key(lease)) {
-                // A success that came with a step's end is refused only if the fence that just
-                // accepted the step's end was raced, which one writer rules out; the step's end
-                // itself stands either way.
-                continue;
-            }
-            batch.results[s.change] = Ok(Applied::Succeeded);
-            done.push(Target {
-                run: lease.run.as_str(),
-                id: lease.deliverable.as_str(),
-            });
-            if let Some(m) = s.merge {
-                points.push(Point {
-                    id: &m.rollback_id,
+        if !successes.is_empty() {
+            let rows: Vec<Fenced<'_>> = successes
+                .iter()
+                .map(|(_, lease, merge)| Fenced {
+                    merge: merge.map(|m| m.commit.as_str()),
+                    at: Some(batch.at),
+                    ..Fenced::new(lease)
+                })
+                .collect();
+            let accepted = self.fence(tx, &self.sql.succeed, &rows).await?;
+            for (i, lease, merge) in successes {
+                if !accepted.contains(&lease_key(lease)) {
+                    continue;
+                }
+                batch.results[i] = Ok(Applied::Succeeded);
+                batch.completed.push(Target {
                     run: lease.run.as_str(),
-                    deliverable: lease.deliverable.as_str(),
-                    repo: &m.repo,
-                    branch: &m.branch,
-                    before: &m.before,
-                    merge: &m.commit,
-                    at: batch.at,
+                    id: lease.deliverable.as_str(),
                 });
+                if let Some(m) = merge {
+                    points.push(Point {
+                        id: &m.rollback_id,
+                        run: lease.run.as_str(),
+                        deliverable: lease.deliverable.as_str(),
+                        repo: &m.repo,
+                        branch: &m.branch,
+                        before: &m.before,
+                        merge: &m.commit,
+                        at: batch.at,
+                    });
+                    batch.events.push(
+                        i,
+                        &lease.run,
+                        NewEvent::deliverable(
+                            EventKind::DeliverableMerged,
+                            &lease.deliverable,
+                            json!({"branch": m.branch, "before": m.before, "commit": m.commit,
+                                   "rollback_point": m.rollback_id}),
+                        ),
+                    );
+                }
                 batch.events.push(
-                    s.change,
+                    i,
                     &lease.run,
                     NewEvent::deliverable(
-                        EventKind::DeliverableMerged,
+                        EventKind::DeliverableSucceeded,
                         &lease.deliverable,
-                        json!({"branch": m.branch, "before": m.before, "commit": m.commit,
-                               "rollback_point": m.rollback_id}),
+                        json!({}),
                     ),
                 );
             }
-            batch.events.push(
-                s.change,
-                &lease.run,
-                NewEvent::deliverable(
-                    EventKind::DeliverableSucceeded,
-                    &lease.deliverable,
-                    json!({}),
-                ),
-            );
         }
-        if done.is_empty() {
+        if !points.is_empty() {
+            sqlx::query(self.sql.insert_rollback_points.sql())
+                .bind(json_array(&points)?)
+                .execute(&mut **tx)
+                .await?;
+        }
+        if batch.completed.is_empty() {
             return Ok(());
         }
         let released = sqlx::query(self.sql.release_dependents.sql())
-            .bind(json_array(&done)?)
+            .bind(json_array(&batch.completed)?)
             .fetch_all(&mut **tx)
             .await?;
         for row in &released {
@@ -809,12 +820,6 @@ impl Store {
                     .ready
                     .push((RunId::parse(run)?, DeliverableId::parse(id)?));
             }
-        }
-        if !points.is_empty() {
-            sqlx::query(self.sql.insert_rollback_points.sql())
-                .bind(json_array(&points)?)
-                .execute(&mut **tx)
-                .await?;
         }
         Ok(())
     }
@@ -1059,26 +1064,50 @@ impl Store {
         #[derive(Serialize)]
         struct Row<'r> {
             run: &'r str,
+            tenant: &'r str,
             kind: &'r str,
             deliverable: Option<&'r str>,
-            data: String,
+            data: &'r Value,
             at: i64,
         }
         if events.0.is_empty() {
             return Ok(Vec::new());
         }
         events.0.sort_by_key(|(change, _, _)| *change);
-        let rows: Vec<Row<'_>> = events
+        // Every event carries its run's tenant; a batch concerns a few runs, looked up once.
+        #[derive(Serialize)]
+        struct RunRef<'r> {
+            id: &'r str,
+        }
+        let mut runs: Vec<RunRef<'_>> = events
             .0
             .iter()
-            .map(|(_, run, e)| Row {
+            .map(|(_, run, _)| RunRef { id: run.as_str() })
+            .collect();
+        runs.sort_by_key(|t| t.id);
+        runs.dedup_by_key(|t| t.id);
+        let mut tenants: HashMap<String, TenantId> = HashMap::new();
+        for row in sqlx::query(self.sql.select_tenants.sql())
+            .bind(json_array(&runs)?)
+            .fetch_all(&mut **tx)
+            .await?
+        {
+            tenants.insert(text(&row, "id")?, TenantId::parse(text(&row, "tenant")?)?);
+        }
+        let mut rows: Vec<Row<'_>> = Vec::with_capacity(events.0.len());
+        for (_, run, e) in &events.0 {
+            let tenant = tenants.get(run.as_str()).ok_or_else(|| {
+                Error::Corrupt(format!("an event names run {run}, which does not exist"))
+            })?;
+            rows.push(Row {
                 run: run.as_str(),
+                tenant: tenant.as_str(),
                 kind: e.kind.as_str(),
                 deliverable: e.deliverable.as_ref().map(DeliverableId::as_str),
-                data: e.data.to_string(),
+                data: &e.data,
                 at,
-            })
-            .collect();
+            });
+        }
         let inserted = sqlx::query(self.sql.insert_events.sql())
             .bind(json_array(&rows)?)
             .fetch_all(&mut **tx)
@@ -1086,35 +1115,36 @@ impl Store {
         // Sequence numbers are assigned in insertion order (the rows are inserted ordered by
         // their position in the batch, one writer at a time), so the n-th smallest belongs to
         // the n-th event: the events are built from what is in hand, not read back.
-        let mut assigned: Vec<(i64, String)> = inserted
+        let mut seqs: Vec<i64> = inserted
             .iter()
-            .map(|row| Ok((int(row, "seq")?, text(row, "tenant")?)))
-            .collect::<Result<_, Error>>()?;
-        if assigned.len() != events.0.len() {
+            .map(|row| int(row, "seq"))
+            .collect::<Result<_, _>>()?;
+        if seqs.len() != events.0.len() {
             return Err(Error::Corrupt(format!(
-                "{} events written, {} expected (an event names a run that does not exist)",
-                assigned.len(),
+                "{} events written, {} expected",
+                seqs.len(),
                 events.0.len()
             )));
         }
-        assigned.sort_unstable_by_key(|(seq, _)| *seq);
+        seqs.sort_unstable();
         let at = Timestamp::from_millis(at);
-        events
+        Ok(events
             .0
             .into_iter()
-            .zip(assigned)
-            .map(|((_, run_id, e), (seq, tenant))| {
-                Ok(Event {
+            .zip(seqs)
+            .filter_map(|((_, run_id, e), seq)| {
+                let tenant = tenants.get(run_id.as_str())?.clone();
+                Some(Event {
                     seq,
                     at,
                     run_id,
-                    tenant: TenantId::parse(tenant)?,
+                    tenant,
                     kind: e.kind,
                     deliverable: e.deliverable,
                     data: e.data,
                 })
             })
-            .collect()
+            .collect())
     }
 
     /// Appends events outside a batch (the run's first event is written with the run).

@@ -38,11 +38,13 @@ statements! {
     insert_edges = "INSERT INTO edges (run_id, dependency, dependent) \
         SELECT $1, value ->> 'dependency', value ->> 'dependent' FROM json_rows($2)";
 
+    select_tenants = "SELECT id, tenant FROM runs WHERE id IN (SELECT value ->> 'id' FROM json_rows($1))";
+
     insert_events = "INSERT INTO events (run_id, tenant, kind, deliverable, data, at) \
-        SELECT r.id, r.tenant, value ->> 'kind', value ->> 'deliverable', value ->> 'data', \
-        CAST(value ->> 'at' AS BIGINT) \
-        FROM json_rows($1) JOIN runs r ON r.id = value ->> 'run' ORDER BY key \
-        RETURNING seq, tenant";
+        SELECT value ->> 'run', value ->> 'tenant', value ->> 'kind', value ->> 'deliverable', \
+        CAST(value -> 'data' AS TEXT), CAST(value ->> 'at' AS BIGINT) \
+        FROM json_rows($1) ORDER BY key \
+        RETURNING seq";
 
     claim = "UPDATE deliverables SET state = 'running', attempt = attempt + 1, \
         lease_owner = c.c_owner, lease_expires_at = c.c_until, \
@@ -79,10 +81,16 @@ statements! {
         FROM json_rows($1) \
         RETURNING run_id, deliverable, attempt";
 
-    fence_step_finish = "UPDATE deliverables SET current_step = c.c_next, next_step = next_step + c.c_advance \
+    fence_step_finish = "UPDATE deliverables SET current_step = c.c_next, next_step = next_step + c.c_advance, \
+        state = CASE WHEN c.c_complete = 1 THEN 'succeeded' ELSE state END, \
+        finished_at = CASE WHEN c.c_complete = 1 THEN c.c_at ELSE finished_at END, \
+        lease_owner = CASE WHEN c.c_complete = 1 THEN NULL ELSE lease_owner END, \
+        lease_expires_at = CASE WHEN c.c_complete = 1 THEN NULL ELSE lease_expires_at END \
         FROM (SELECT value ->> 'run' AS c_run, value ->> 'id' AS c_id, \
               CAST(value ->> 'attempt' AS BIGINT) AS c_attempt, \
-              CAST(value ->> 'advance' AS BIGINT) AS c_advance, value ->> 'next' AS c_next FROM json_rows($1)) AS c \
+              CAST(value ->> 'advance' AS BIGINT) AS c_advance, value ->> 'next' AS c_next, \
+              CAST(value ->> 'complete' AS BIGINT) AS c_complete, CAST(value ->> 'at' AS BIGINT) AS c_at \
+              FROM json_rows($1)) AS c \
         WHERE deliverables.run_id = c.c_run AND deliverables.id = c.c_id \
         AND deliverables.attempt = c.c_attempt AND deliverables.state = 'running' \
         RETURNING run_id, id";
