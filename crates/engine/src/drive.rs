@@ -67,6 +67,13 @@ pub(crate) async fn drive(
     acquire(&engine, &run, deliverables.iter().any(|d| d.attempt > 0)).await?;
 
     let workspaces = workspaces_for(&engine, &run);
+    if let Err(e) = workspaces.open().await {
+        let _ = inner
+            .store
+            .release_driver(&run_id, &inner.owner.to_string())
+            .await;
+        return Err(e);
+    }
     // Deliverables by id, with the step each resumes at: looked up once per task, so it must
     // not be a scan of the plan. A deliverable's next step does not change while it waits, so
     // the value read now is the one its claim will find.

@@ -134,16 +134,23 @@ pub enum Workspaces {
 }
 
 impl Workspaces {
+    /// Makes the run's workspace root ready: the scratch directory of a run without a
+    /// repository is created here, once, not per deliverable.
+    pub async fn open(&self) -> Result<(), Error> {
+        match self {
+            Self::Git(_) => Ok(()),
+            Self::Scratch(dir) => tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display()))),
+        }
+    }
+
     /// A clean working directory for `deliverable`, at its branch's last commit.
     pub async fn prepare(&self, deliverable: &DeliverableId) -> Result<PathBuf, Error> {
         match self {
             Self::Git(git) => git.prepare(deliverable).await,
-            Self::Scratch(dir) => {
-                tokio::fs::create_dir_all(dir)
-                    .await
-                    .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
-                Ok(dir.clone())
-            }
+            // Created once, when the run's driver starts (see `Workspaces::open`).
+            Self::Scratch(dir) => Ok(dir.clone()),
         }
     }
 

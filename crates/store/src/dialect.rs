@@ -49,7 +49,9 @@ impl Backend {
             let tail = &after[digits.len()..];
             let tail = tail.strip_prefix(')').unwrap_or(tail);
             match self {
-                Self::Sqlite => out.push_str(&format!("json_each(${digits})")),
+                // jsonb_each yields each element in SQLite's binary JSON form, which `->>`
+                // reads directly; json_each would hand out text that every `->>` re-parses.
+                Self::Sqlite => out.push_str(&format!("jsonb_each(${digits})")),
                 Self::Postgres => out.push_str(&format!(
                     "jsonb_array_elements(${digits}::jsonb) WITH ORDINALITY AS json_rows(value, key)"
                 )),
@@ -171,7 +173,7 @@ mod tests {
         let sql = "SELECT value ->> 'id' FROM json_rows($2) ORDER BY key";
         assert_eq!(
             Backend::Sqlite.rewrite(sql),
-            "SELECT value ->> 'id' FROM json_each($2) ORDER BY key"
+            "SELECT value ->> 'id' FROM jsonb_each($2) ORDER BY key"
         );
         assert_eq!(
             Backend::Postgres.rewrite(sql),
