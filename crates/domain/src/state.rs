@@ -10,6 +10,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::run::StateCounts;
 
 /// Where a deliverable is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -110,25 +111,17 @@ impl RunState {
         self != Self::Running
     }
 
-    /// The state a run ends in, from the states of its deliverables, or `None` while any
-    /// deliverable can still change. A run that was cancelled ends `Cancelled` even when some
-    /// deliverables had already failed: the operator's decision is what the run reports.
-    pub fn settle(
-        states: impl IntoIterator<Item = DeliverableState>,
-        cancel_requested: bool,
-    ) -> Option<Self> {
-        let mut all_succeeded = true;
-        let mut any_cancelled = false;
-        for state in states {
-            if !state.is_terminal() {
-                return None;
-            }
-            all_succeeded &= state == DeliverableState::Succeeded;
-            any_cancelled |= state == DeliverableState::Cancelled;
+    /// The state a run ends in, from how many of its deliverables are in each state, or
+    /// `None` while any deliverable can still change. A run that was cancelled ends
+    /// `Cancelled` even when some deliverables had already failed: the operator's decision is
+    /// what the run reports.
+    pub fn settle(counts: &StateCounts, cancel_requested: bool) -> Option<Self> {
+        if counts.pending + counts.running + counts.blocked > 0 {
+            return None;
         }
-        Some(if all_succeeded {
+        Some(if counts.succeeded == counts.total {
             Self::Succeeded
-        } else if cancel_requested || any_cancelled {
+        } else if cancel_requested || counts.cancelled > 0 {
             Self::Cancelled
         } else {
             Self::Failed
@@ -220,29 +213,44 @@ mod tests {
 
     #[test]
     fn run_is_unsettled_while_anything_can_change() {
-        assert_eq!(RunState::settle([Succeeded, Running], false), None);
-        assert_eq!(RunState::settle([Succeeded, Pending], true), None);
-        assert_eq!(RunState::settle([Blocked], false), None);
+        assert_eq!(
+            RunState::settle(&StateCounts::from_states([Succeeded, Running]), false),
+            None
+        );
+        assert_eq!(
+            RunState::settle(&StateCounts::from_states([Succeeded, Pending]), true),
+            None
+        );
+        assert_eq!(
+            RunState::settle(&StateCounts::from_states([Blocked]), false),
+            None
+        );
     }
 
     #[test]
     fn run_settles_by_its_deliverables() {
         assert_eq!(
-            RunState::settle([Succeeded, Succeeded], false),
+            RunState::settle(&StateCounts::from_states([Succeeded, Succeeded]), false),
             Some(RunState::Succeeded)
         );
         assert_eq!(
-            RunState::settle([Succeeded, Failed, Skipped], false),
+            RunState::settle(
+                &StateCounts::from_states([Succeeded, Failed, Skipped]),
+                false
+            ),
             Some(RunState::Failed)
         );
         assert_eq!(
-            RunState::settle([Succeeded, Cancelled], false),
+            RunState::settle(&StateCounts::from_states([Succeeded, Cancelled]), false),
             Some(RunState::Cancelled)
         );
         assert_eq!(
-            RunState::settle([Failed, Skipped], true),
+            RunState::settle(&StateCounts::from_states([Failed, Skipped]), true),
             Some(RunState::Cancelled)
         );
-        assert_eq!(RunState::settle([], false), Some(RunState::Succeeded));
+        assert_eq!(
+            RunState::settle(&StateCounts::from_states([]), false),
+            Some(RunState::Succeeded)
+        );
     }
 }

@@ -202,13 +202,8 @@ pub(crate) async fn drive(
 pub(crate) async fn settle(engine: &Engine, run_id: &RunId) -> Result<Ending, Error> {
     let inner = &engine.inner;
     let control = inner.store.run_control(run_id).await?;
-    let states = inner
-        .store
-        .deliverables(run_id)
-        .await?
-        .into_iter()
-        .map(|d| d.state);
-    match RunState::settle(states, control.cancel_requested) {
+    let counts = inner.store.counts(run_id).await?;
+    match RunState::settle(&counts, control.cancel_requested) {
         Some(state) => {
             inner
                 .committer

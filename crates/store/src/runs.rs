@@ -247,6 +247,20 @@ impl Store {
         Ok(runs)
     }
 
+    /// How many of the run's deliverables are in each state.
+    pub async fn counts(&self, run: &RunId) -> Result<StateCounts, Error> {
+        let rows = sqlx::query(self.sql.select_counts.sql())
+            .bind(Value::Array(vec![json!({"id": run})]).to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = StateCounts::default();
+        for row in &rows {
+            let state: DeliverableState = parsed(row, "state")?;
+            counts.add(state, count(row, "n")?);
+        }
+        Ok(counts)
+    }
+
     /// The run's deliverables in plan order.
     pub async fn deliverables(&self, run: &RunId) -> Result<Vec<DeliverableStatus>, Error> {
         let rows = sqlx::query(self.sql.select_deliverables.sql())
