@@ -3,89 +3,33 @@
 //! The event table is the run's history: the progress display, `--json` output and (with the
 //! server) the event stream all read these, so what a client sees is what was committed.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
 use crate::id::{DeliverableId, RunId, TenantId};
+use crate::names::named_enum;
 use crate::time::Timestamp;
 
-/// What happened. Stable snake_case names; new kinds may be added, existing ones never renamed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    RunStarted,
-    RunResumed,
-    CancelRequested,
-    RunFinished,
-    DeliverableStarted,
-    StepStarted,
-    StepFinished,
-    DeliverableMerged,
-    DeliverableSucceeded,
-    DeliverableFailed,
-    DeliverableSkipped,
-    DeliverableCancelled,
-    /// A driver gave a running deliverable back (interrupted); a later driver re-runs its
-    /// unfinished step.
-    DeliverableReleased,
-    /// Failed, skipped or cancelled deliverables were put back to pending by a resume.
-    DeliverableReopened,
-}
-
-impl EventKind {
-    pub const ALL: [Self; 14] = [
-        Self::RunStarted,
-        Self::RunResumed,
-        Self::CancelRequested,
-        Self::RunFinished,
-        Self::DeliverableStarted,
-        Self::StepStarted,
-        Self::StepFinished,
-        Self::DeliverableMerged,
-        Self::DeliverableSucceeded,
-        Self::DeliverableFailed,
-        Self::DeliverableSkipped,
-        Self::DeliverableCancelled,
-        Self::DeliverableReleased,
-        Self::DeliverableReopened,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RunStarted => "run_started",
-            Self::RunResumed => "run_resumed",
-            Self::CancelRequested => "cancel_requested",
-            Self::RunFinished => "run_finished",
-            Self::DeliverableStarted => "deliverable_started",
-            Self::StepStarted => "step_started",
-            Self::StepFinished => "step_finished",
-            Self::DeliverableMerged => "deliverable_merged",
-            Self::DeliverableSucceeded => "deliverable_succeeded",
-            Self::DeliverableFailed => "deliverable_failed",
-            Self::DeliverableSkipped => "deliverable_skipped",
-            Self::DeliverableCancelled => "deliverable_cancelled",
-            Self::DeliverableReleased => "deliverable_released",
-            Self::DeliverableReopened => "deliverable_reopened",
-        }
-    }
-}
-
-impl fmt::Display for EventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for EventKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        Self::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == s)
-            .ok_or_else(|| Error::UnknownEventKind(s.to_owned()))
+named_enum! {
+    /// What happened. Stable snake_case names; new kinds may be added, existing ones never
+    /// renamed.
+    pub enum EventKind("event kind") {
+        RunStarted = "run_started",
+        RunResumed = "run_resumed",
+        CancelRequested = "cancel_requested",
+        RunFinished = "run_finished",
+        DeliverableStarted = "deliverable_started",
+        StepStarted = "step_started",
+        StepFinished = "step_finished",
+        DeliverableMerged = "deliverable_merged",
+        DeliverableSucceeded = "deliverable_succeeded",
+        DeliverableFailed = "deliverable_failed",
+        DeliverableSkipped = "deliverable_skipped",
+        DeliverableCancelled = "deliverable_cancelled",
+        /// A driver gave a running deliverable back (interrupted); a later driver re-runs its
+        /// unfinished step.
+        DeliverableReleased = "deliverable_released",
+        /// Failed, skipped or cancelled deliverables were put back to pending by a resume.
+        DeliverableReopened = "deliverable_reopened",
     }
 }
 

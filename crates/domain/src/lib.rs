@@ -7,6 +7,7 @@
 
 pub mod event;
 pub mod id;
+mod names;
 pub mod plan;
 pub mod reason;
 pub mod run;
@@ -33,13 +34,8 @@ pub enum Error {
         value: String,
         why: &'static str,
     },
-    /// A state name read from storage or input is not one kamachiq knows.
-    #[error("unknown {kind} state `{value}`")]
-    UnknownState { kind: &'static str, value: String },
-    /// A reason code read from storage or input is not one kamachiq knows.
-    #[error("unknown reason code `{0}`")]
-    UnknownReason(String),
-    /// An event kind read from storage or input is not one kamachiq knows.
-    #[error("unknown event kind `{0}`")]
-    UnknownEventKind(String),
+    /// A name (of a state, reason code, event kind) that kamachiq does not know, read from
+    /// storage or input.
+    #[error("unknown {kind} `{value}`")]
+    UnknownName { kind: &'static str, value: String },
 }

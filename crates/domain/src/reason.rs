@@ -2,73 +2,30 @@
 //! and tests match on, and a human sentence with the particulars.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::names::named_enum;
 
-/// Stable codes. Renaming one breaks users' scripts; add new ones instead.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReasonCode {
-    /// A step's command exited with a non-zero status after all its retries.
-    StepFailed,
-    /// A step ran longer than its timeout; its whole process group was killed.
-    Timeout,
-    /// A step's command could not be started (not found, not executable, bad directory).
-    SpawnFailed,
-    /// The deliverable's branch does not merge cleanly into the target branch.
-    MergeConflict,
-    /// The target branch is checked out with local changes that the merge would overwrite.
-    TargetCheckoutDirty,
-    /// The deliverable's git workspace could not be prepared or committed.
-    WorkspaceError,
-    /// A deliverable this one depends on did not succeed.
-    DependencyFailed,
-    /// The run was cancelled by an operator.
-    Cancelled,
-}
-
-impl ReasonCode {
-    pub const ALL: [Self; 8] = [
-        Self::StepFailed,
-        Self::Timeout,
-        Self::SpawnFailed,
-        Self::MergeConflict,
-        Self::TargetCheckoutDirty,
-        Self::WorkspaceError,
-        Self::DependencyFailed,
-        Self::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::StepFailed => "step_failed",
-            Self::Timeout => "timeout",
-            Self::SpawnFailed => "spawn_failed",
-            Self::MergeConflict => "merge_conflict",
-            Self::TargetCheckoutDirty => "target_checkout_dirty",
-            Self::WorkspaceError => "workspace_error",
-            Self::DependencyFailed => "dependency_failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl fmt::Display for ReasonCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ReasonCode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        Self::ALL
-            .into_iter()
-            .find(|code| code.as_str() == s)
-            .ok_or_else(|| Error::UnknownReason(s.to_owned()))
+named_enum! {
+    /// Stable codes. Renaming one breaks users' scripts; add new ones instead.
+    pub enum ReasonCode("reason code") {
+        /// A step's command exited with a non-zero status after all its retries.
+        StepFailed = "step_failed",
+        /// A step ran longer than its timeout; its whole process group was killed.
+        Timeout = "timeout",
+        /// A step's command could not be started (not found, not executable, bad directory).
+        SpawnFailed = "spawn_failed",
+        /// The deliverable's branch does not merge cleanly into the target branch.
+        MergeConflict = "merge_conflict",
+        /// The target branch is checked out with local changes that the merge would overwrite.
+        TargetCheckoutDirty = "target_checkout_dirty",
+        /// The deliverable's git workspace could not be prepared or committed.
+        WorkspaceError = "workspace_error",
+        /// A deliverable this one depends on did not succeed.
+        DependencyFailed = "dependency_failed",
+        /// The run was cancelled by an operator.
+        Cancelled = "cancelled",
     }
 }
 

@@ -1,13 +1,10 @@
 //! What is known about a run while and after it runs: the records the store keeps and the engine,
 //! CLI and server read. Plain data; the rules that change it live in [`crate::state`].
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
 use crate::id::{DeliverableId, RunId, TenantId};
+use crate::names::named_enum;
 use crate::plan::Plan;
 use crate::reason::Reason;
 use crate::state::{DeliverableState, RunState};
@@ -112,54 +109,15 @@ pub struct DeliverableStatus {
     pub finished_at: Option<Timestamp>,
 }
 
-/// How one attempt of one step ended, or that it is still running.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepState {
-    Running,
-    Succeeded,
-    Failed,
-    /// Its driver stopped (interrupt or crash) before it finished; it is run again.
-    Interrupted,
-    Cancelled,
-}
-
-impl StepState {
-    pub const ALL: [Self; 5] = [
-        Self::Running,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Interrupted,
-        Self::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Interrupted => "interrupted",
-            Self::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl fmt::Display for StepState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for StepState {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| Error::UnknownState {
-                kind: "step",
-                value: s.to_owned(),
-            })
+named_enum! {
+    /// How one attempt of one step ended, or that it is still running.
+    pub enum StepState("step state") {
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        /// Its driver stopped (interrupt or crash) before it finished; it is run again.
+        Interrupted = "interrupted",
+        Cancelled = "cancelled",
     }
 }
 

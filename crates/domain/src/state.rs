@@ -4,57 +4,30 @@
 //! written statement of the rules, which the store's SQL and the engine follow and which the
 //! tests below pin down.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
-use crate::Error;
+use crate::names::named_enum;
 use crate::run::StateCounts;
 
-/// Where a deliverable is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliverableState {
-    /// Waiting for its dependencies, or ready and waiting for a free slot.
-    Pending,
-    /// Claimed by a driver: its steps are running or it is being merged.
-    Running,
-    /// All steps passed and its branch is merged into the target branch.
-    Succeeded,
-    /// A step failed after its retries, or the merge failed.
-    Failed,
-    /// Not run because a deliverable it depends on did not succeed.
-    Skipped,
-    /// Held back by policy; waits for review in the requeue.
-    Blocked,
-    /// Stopped by a cancel of its run.
-    Cancelled,
+named_enum! {
+    /// Where a deliverable is in its life.
+    pub enum DeliverableState("deliverable state") {
+        /// Waiting for its dependencies, or ready and waiting for a free slot.
+        Pending = "pending",
+        /// Claimed by a driver: its steps are running or it is being merged.
+        Running = "running",
+        /// All steps passed and its branch is merged into the target branch.
+        Succeeded = "succeeded",
+        /// A step failed after its retries, or the merge failed.
+        Failed = "failed",
+        /// Not run because a deliverable it depends on did not succeed.
+        Skipped = "skipped",
+        /// Held back by policy; waits for review in the requeue.
+        Blocked = "blocked",
+        /// Stopped by a cancel of its run.
+        Cancelled = "cancelled",
+    }
 }
 
 impl DeliverableState {
-    pub const ALL: [Self; 7] = [
-        Self::Pending,
-        Self::Running,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Skipped,
-        Self::Blocked,
-        Self::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-            Self::Blocked => "blocked",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
     /// A terminal deliverable will not change again unless an operator reopens its run.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -80,33 +53,17 @@ impl DeliverableState {
     }
 }
 
-/// Where a run is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunState {
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
+named_enum! {
+    /// Where a run is in its life.
+    pub enum RunState("run state") {
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
 }
 
 impl RunState {
-    pub const ALL: [Self; 4] = [
-        Self::Running,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
     pub fn is_terminal(self) -> bool {
         self != Self::Running
     }
@@ -128,32 +85,6 @@ impl RunState {
         })
     }
 }
-
-macro_rules! str_enum_impls {
-    ($ty:ty, $kind:literal) => {
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $ty {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self, Error> {
-                Self::ALL
-                    .into_iter()
-                    .find(|state| state.as_str() == s)
-                    .ok_or_else(|| Error::UnknownState {
-                        kind: $kind,
-                        value: s.to_owned(),
-                    })
-            }
-        }
-    };
-}
-
-str_enum_impls!(DeliverableState, "deliverable");
-str_enum_impls!(RunState, "run");
 
 #[cfg(test)]
 mod tests {

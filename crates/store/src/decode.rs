@@ -1,7 +1,7 @@
 //! Reading rows into domain types. A value that does not fit (an unknown state name, a
 //! negative count) is reported as corrupt data, naming the column, rather than guessed at.
 
-use kamachiq_domain::run::{DeliverableStatus, Lease, StepAttempt};
+use kamachiq_domain::run::{DeliverableStatus, Lease, RollbackPoint, StepAttempt};
 use kamachiq_domain::{DeliverableId, Event, Reason, ReasonCode, RunId, TenantId, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -114,5 +114,31 @@ pub(crate) fn step_attempt(row: &AnyRow) -> Result<StepAttempt, Error> {
         output_bytes: u64::try_from(int(row, "output_bytes")?).unwrap_or(0),
         started_at: time(row, "started_at")?,
         finished_at: opt_time(row, "finished_at")?,
+    })
+}
+
+/// The run's driver lease, when one is held.
+pub(crate) fn driver(row: &AnyRow) -> Result<Option<Lease>, Error> {
+    Ok(
+        match (
+            opt_text(row, "driver")?,
+            opt_time(row, "driver_expires_at")?,
+        ) {
+            (Some(owner), Some(expires_at)) => Some(Lease { owner, expires_at }),
+            _ => None,
+        },
+    )
+}
+
+pub(crate) fn rollback_point(row: &AnyRow) -> Result<RollbackPoint, Error> {
+    Ok(RollbackPoint {
+        id: text(row, "id")?,
+        run_id: RunId::parse(text(row, "run_id")?)?,
+        deliverable: DeliverableId::parse(text(row, "deliverable")?)?,
+        repo: text(row, "repo")?,
+        branch: text(row, "branch")?,
+        before_commit: text(row, "before_commit")?,
+        merge_commit: text(row, "merge_commit")?,
+        created_at: time(row, "created_at")?,
     })
 }

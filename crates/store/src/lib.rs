@@ -10,6 +10,7 @@
 //! state change committed together with its event. This crate depends on the domain crate only;
 //! it knows nothing of processes, git or HTTP, and never reads the clock (callers pass times in).
 
+mod apply;
 mod change;
 mod decode;
 mod dialect;

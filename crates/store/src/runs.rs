@@ -121,13 +121,7 @@ impl Store {
             .ok_or_else(|| Error::RunNotFound(id.to_string()))?;
         let plan: Plan = serde_json::from_str(&text(&row, "plan")?)
             .map_err(|e| Error::Corrupt(format!("plan of run {id}: {e}")))?;
-        let driver = match (
-            opt_text(&row, "driver")?,
-            opt_time(&row, "driver_expires_at")?,
-        ) {
-            (Some(owner), Some(expires_at)) => Some(Lease { owner, expires_at }),
-            _ => None,
-        };
+        let driver = decode::driver(&row)?;
         Ok(Run {
             id: RunId::parse(text(&row, "id")?)?,
             tenant: TenantId::parse(text(&row, "tenant")?)?,
@@ -153,13 +147,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| Error::RunNotFound(id.to_string()))?;
-        let driver = match (
-            opt_text(&row, "driver")?,
-            opt_time(&row, "driver_expires_at")?,
-        ) {
-            (Some(owner), Some(expires_at)) => Some(Lease { owner, expires_at }),
-            _ => None,
-        };
+        let driver = decode::driver(&row)?;
         Ok(RunControl {
             state: parsed(&row, "state")?,
             cancel_requested: int(&row, "cancel_requested")? != 0,
@@ -327,20 +315,7 @@ impl Store {
             .bind(run.as_str())
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RollbackPoint {
-                    id: text(row, "id")?,
-                    run_id: RunId::parse(text(row, "run_id")?)?,
-                    deliverable: DeliverableId::parse(text(row, "deliverable")?)?,
-                    repo: text(row, "repo")?,
-                    branch: text(row, "branch")?,
-                    before_commit: text(row, "before_commit")?,
-                    merge_commit: text(row, "merge_commit")?,
-                    created_at: time(row, "created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode::rollback_point).collect()
     }
 
     /// Makes `owner` the run's driver until `until`, if nobody drives it or the current driver

@@ -2,32 +2,8 @@ use std::time::Duration;
 
 use kamachiq_domain::plan::{Command, Format, Plan, ProblemKind, Source};
 
-/// The example every other tool relies on; it must parse as written.
-const CONTRACT: &str = r#"tenant: tenant-a
-region: eu-west-1
-repo: ../service             # optional: target repository path; --repo overrides
-branch: main                 # target branch
-deliverables:
-  - id: api-svc
-    title: API service
-    persona: developer_backend.v2
-    tools: [github, plane]
-    budget_tokens: 25000
-    dependencies: []
-    steps:
-      - name: dev
-        run: ["sh", "-c", "echo 'fn main() {}' > api.rs"]   # argv list, or a string run by sh -c
-        timeout: 10m
-        retries: 1
-      - name: qa
-        run: "test -f api.rs"
-  - id: docs
-    persona: docs_writer.v1
-    dependencies: [api-svc]
-    steps:
-      - name: docs
-        run: "echo '# API' > API.md"
-"#;
+/// The example every other tool relies on (`examples/contract.yaml`); it must parse as written.
+const CONTRACT: &str = include_str!("../../../../examples/contract.yaml");
 
 fn yaml(text: &str) -> Result<Plan, Vec<String>> {
     Plan::parse(&Source::new("plan.yaml", text, Format::Yaml))

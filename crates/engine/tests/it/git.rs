@@ -53,30 +53,8 @@ async fn run_plan(h: &Harness, repo: &Path, yaml: &str) -> (kamachiq_domain::Run
     (run, ending)
 }
 
-const CONTRACT: &str = r#"tenant: tenant-a
-region: eu-west-1
-branch: main
-deliverables:
-  - id: api-svc
-    title: API service
-    persona: developer_backend.v2
-    tools: [github, plane]
-    budget_tokens: 25000
-    dependencies: []
-    steps:
-      - name: dev
-        run: ["sh", "-c", "echo 'fn main() {}' > api.rs"]
-        timeout: 10m
-        retries: 1
-      - name: qa
-        run: "test -f api.rs"
-  - id: docs
-    persona: docs_writer.v1
-    dependencies: [api-svc]
-    steps:
-      - name: docs
-        run: "echo '# API' > API.md"
-"#;
+/// The documented contract example; its `repo:` is ignored here, the target is passed in.
+const CONTRACT: &str = include_str!("../../../../examples/contract.yaml");
 
 #[tokio::test]
 async fn the_contract_plan_merges_into_the_users_checkout() {

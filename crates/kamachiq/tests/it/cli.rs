@@ -2,36 +2,14 @@
 
 use crate::support::{Workspace, git, redact, stderr, stdout};
 
-const CONTRACT: &str = r#"tenant: tenant-a
-region: eu-west-1
-repo: ./service              # optional: target repository path; --repo overrides
-branch: main                 # target branch
-deliverables:
-  - id: api-svc
-    title: API service
-    persona: developer_backend.v2
-    tools: [github, plane]
-    budget_tokens: 25000
-    dependencies: []
-    steps:
-      - name: dev
-        run: ["sh", "-c", "echo 'fn main() {}' > api.rs"]   # argv list, or a string run by sh -c
-        timeout: 10m
-        retries: 1
-      - name: qa
-        run: "test -f api.rs"
-  - id: docs
-    persona: docs_writer.v1
-    dependencies: [api-svc]
-    steps:
-      - name: docs
-        run: "echo '# API' > API.md"
-"#;
+/// The documented contract example. Its `repo: ../service` is relative to the plan file, so
+/// the plan is written to `plans/`, next to the workspace's `service/` repository.
+const CONTRACT: &str = include_str!("../../../../examples/contract.yaml");
 
 #[test]
 fn the_contract_plan_runs_and_reports_in_the_documented_shapes() {
     let ws = Workspace::new();
-    let plan = ws.write("plan.yaml", CONTRACT);
+    let plan = ws.write("plans/plan.yaml", CONTRACT);
     let out = ws.run(&["run", plan.to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
