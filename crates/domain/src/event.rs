@@ -30,6 +30,8 @@ named_enum! {
         DeliverableReleased = "deliverable_released",
         /// Failed, skipped or cancelled deliverables were put back to pending by a resume.
         DeliverableReopened = "deliverable_reopened",
+        /// A finished run was reopened by a resume, to run some of its work again.
+        RunReopened = "run_reopened",
     }
 }
 

@@ -14,7 +14,9 @@ use std::time::Instant;
 use kamachiq_domain::plan::{Deliverable, Step};
 use kamachiq_domain::run::{Run, StepState};
 use kamachiq_domain::{DeliverableId, DeliverableState, Reason, ReasonCode, RunId, RunState};
-use kamachiq_store::{Applied, Change, LeaseKey, Merge, Rejected, StepEnd, StepRef, Then};
+use kamachiq_store::{
+    Applied, Change, ClaimKind, LeaseKey, Merge, Purpose, Rejected, StepEnd, StepRef, Then,
+};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -53,18 +55,44 @@ enum TaskEnd {
 pub(crate) async fn drive(
     engine: Engine,
     run_id: RunId,
+    reopen: Vec<DeliverableState>,
     stop: CancellationToken,
 ) -> Result<Ending, Error> {
     let inner = &engine.inner;
     let run = inner.store.run(&run_id).await?;
-    if run.state.is_terminal() {
+    if run.state.is_terminal() && reopen.is_empty() {
         return Err(Error::RunFinished {
             run: run_id,
             state: run.state,
         });
     }
+    let purpose = if reopen.is_empty() {
+        Purpose::Driving
+    } else {
+        Purpose::Reopening
+    };
     let deliverables = inner.store.deliverables(&run_id).await?;
-    acquire(&engine, &run, deliverables.iter().any(|d| d.attempt > 0)).await?;
+    acquire(
+        &engine,
+        &run,
+        deliverables.iter().any(|d| d.attempt > 0),
+        purpose,
+    )
+    .await?;
+    // Reopening happens under the lease, so nobody else is driving the run meanwhile.
+    let deliverables = if reopen.is_empty() {
+        deliverables
+    } else {
+        inner
+            .committer
+            .commit(Change::Reopen {
+                run: run_id.clone(),
+                states: reopen,
+                driver: inner.owner.to_string(),
+            })
+            .await?;
+        inner.store.deliverables(&run_id).await?
+    };
 
     let workspaces = workspaces_for(&engine, &run);
     if let Err(e) = workspaces.open().await {
@@ -90,13 +118,13 @@ pub(crate) async fn drive(
             (d.id.clone(), (Arc::new(d.clone()), next))
         })
         .collect();
-    let mut ready: VecDeque<(DeliverableId, bool)> = VecDeque::new();
+    let mut ready: VecDeque<(DeliverableId, ClaimKind)> = VecDeque::new();
     for d in &deliverables {
         match d.state {
             // Left running by a driver that is gone: take it over first.
-            DeliverableState::Running => ready.push_front((d.id.clone(), true)),
+            DeliverableState::Running => ready.push_front((d.id.clone(), ClaimKind::Takeover)),
             DeliverableState::Pending if d.waiting_on == 0 => {
-                ready.push_back((d.id.clone(), false));
+                ready.push_back((d.id.clone(), ClaimKind::Ready));
             }
             _ => {}
         }
@@ -119,13 +147,13 @@ pub(crate) async fn drive(
     loop {
         if !shared.stop.is_cancelled() {
             while tasks.len() < concurrency {
-                let Some((id, takeover)) = ready.pop_front() else {
+                let Some((id, kind)) = ready.pop_front() else {
                     break;
                 };
                 let Some((deliverable, next_step)) = by_id.get(&id).cloned() else {
                     continue;
                 };
-                tasks.spawn(execute(shared.clone(), deliverable, takeover, next_step));
+                tasks.spawn(execute(shared.clone(), deliverable, kind, next_step));
             }
         }
         if tasks.is_empty() {
@@ -134,7 +162,7 @@ pub(crate) async fn drive(
         tokio::select! {
             joined = tasks.join_next() => match joined {
                 Some(Ok(TaskEnd::Succeeded { ready: next })) => {
-                    ready.extend(next.into_iter().map(|id| (id, false)));
+                    ready.extend(next.into_iter().map(|id| (id, ClaimKind::Ready)));
                 }
                 Some(Ok(TaskEnd::Crashed)) => {
                     tasks.abort_all();
@@ -227,7 +255,12 @@ pub(crate) async fn settle(engine: &Engine, run_id: &RunId) -> Result<Ending, Er
 }
 
 /// Takes the run's lease, from a previous driver if that one is gone.
-async fn acquire(engine: &Engine, run: &Run, driven_before: bool) -> Result<(), Error> {
+async fn acquire(
+    engine: &Engine,
+    run: &Run,
+    driven_before: bool,
+    purpose: Purpose,
+) -> Result<(), Error> {
     let inner = &engine.inner;
     let me = inner.owner.to_string();
     let now = inner.clock.now();
@@ -250,6 +283,7 @@ async fn acquire(engine: &Engine, run: &Run, driven_before: bool) -> Result<(), 
             now.plus(inner.options.lease_ttl),
             now,
             replacing,
+            purpose,
         )
         .await?
     {
@@ -361,10 +395,10 @@ impl Shared {
 async fn execute(
     shared: Arc<Shared>,
     deliverable: Arc<Deliverable>,
-    takeover: bool,
+    kind: ClaimKind,
     next_step: u32,
 ) -> TaskEnd {
-    match run_deliverable(&shared, &deliverable, takeover, next_step).await {
+    match run_deliverable(&shared, &deliverable, kind, next_step).await {
         Ok(end) => end,
         Err(e) => TaskEnd::Error(e),
     }
@@ -381,13 +415,13 @@ fn step_ref(deliverable: &Deliverable, index: u32) -> Option<StepRef> {
 async fn run_deliverable(
     shared: &Shared,
     deliverable: &Deliverable,
-    takeover: bool,
+    kind: ClaimKind,
     expected_next: u32,
 ) -> Result<TaskEnd, Error> {
     let inner = &shared.engine.inner;
     let id = &deliverable.id;
     let run = &shared.run.id;
-    if takeover {
+    if kind == ClaimKind::Takeover {
         let reaped = reap_orphans(run.as_str(), Some(id.as_str()));
         if reaped > 0 {
             tracing::info!(run = %run, deliverable = %id, reaped, "killed steps left by a previous driver");
@@ -399,7 +433,7 @@ async fn run_deliverable(
             deliverable: id.clone(),
             owner: inner.owner.to_string(),
             lease_until: inner.clock.now().plus(inner.options.lease_ttl),
-            takeover,
+            kind,
             start: step_ref(deliverable, expected_next),
         })
         .await?;
@@ -448,7 +482,15 @@ async fn run_deliverable(
             None if shared.workspaces.merges() => Then::Stay,
             None => Then::Succeed,
         };
-        match run_step(shared, &lease, &worktree, index, step, started.take(), then).await? {
+        let work = StepWork {
+            lease: &lease,
+            worktree: &worktree,
+            index,
+            step,
+            started: started.take(),
+            then,
+        };
+        match run_step(shared, work).await? {
             StepResult::Passed(Next::Started(step_attempt)) => started = Some(step_attempt),
             StepResult::Passed(Next::Nothing) => {}
             StepResult::Passed(Next::Succeeded(ready)) => {
@@ -466,6 +508,13 @@ async fn run_deliverable(
     }
     if shared.probe(id, &Point::BeforeMerge) == Action::Crash {
         return Ok(TaskEnd::Crashed);
+    }
+    // A driver that lost its lease (paused past its expiry, then woken) must not move the
+    // target branch: the store would refuse its writes, git would not.
+    let me = inner.owner.to_string();
+    let control = inner.store.run_control(run).await?;
+    if control.driver.as_ref().map(|d| d.owner.as_str()) != Some(me.as_str()) {
+        return Ok(TaskEnd::NotHeld);
     }
     let merge = match shared.workspaces.merge(id).await {
         Ok(MergeOutcome::Merged { before, commit }) => Some(Merge {
@@ -561,17 +610,28 @@ enum StepResult {
     Crashed,
 }
 
-/// Runs one step to success or to its last retry. `started` is the attempt already started
-/// for it (with the claim or the previous step's end); `then` is what its success commits.
-async fn run_step(
-    shared: &Shared,
-    lease: &LeaseKey,
-    worktree: &Path,
+/// Runs one step to success or to its last retry.
+/// One step of a deliverable to run.
+struct StepWork<'a> {
+    lease: &'a LeaseKey,
+    worktree: &'a Path,
     index: u32,
-    step: &Step,
-    mut started: Option<u32>,
+    step: &'a Step,
+    /// The attempt already started for it (with the claim or the previous step's end).
+    started: Option<u32>,
+    /// What its success commits with it.
     then: Then,
-) -> Result<StepResult, Error> {
+}
+
+async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Error> {
+    let StepWork {
+        lease,
+        worktree,
+        index,
+        step,
+        mut started,
+        then,
+    } = work;
     let inner = &shared.engine.inner;
     let id = &lease.deliverable;
     let mut failures: u32 = 0;
@@ -629,6 +689,31 @@ async fn run_step(
         let mut outcome = inner.runner.run(spec, shared.stop.clone()).await;
         let duration = began.elapsed();
         if outcome.exit == Exit::Stopped {
+            // Keep what the step printed before it was stopped, with the attempt's end.
+            let state = match shared.stopping() {
+                Some(Stop::Cancel) => StepState::Cancelled,
+                _ => StepState::Interrupted,
+            };
+            let reason = Reason::new(
+                ReasonCode::Cancelled,
+                format!("step `{}` was stopped before it finished", step.name),
+            );
+            shared
+                .commit(Change::StepFinished(Box::new(StepEnd {
+                    lease: lease.clone(),
+                    index,
+                    step: step.name.clone(),
+                    step_attempt,
+                    state,
+                    exit_code: None,
+                    reason: Some(reason),
+                    output: outcome.output,
+                    output_bytes: outcome.output_bytes,
+                    duration,
+                    advance: false,
+                    then: Then::Stay,
+                })))
+                .await?;
             return Ok(StepResult::Stopped);
         }
         let mut reason = failure_reason(&outcome, step);

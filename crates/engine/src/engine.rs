@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kamachiq_domain::{DeliverableState, Event, Plan, RunId, RunState};
-use kamachiq_store::{Applied, Change, NewRun, Store};
+use kamachiq_store::{Change, NewRun, Purpose, Store};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -157,8 +157,10 @@ impl Engine {
         target: Option<&Target>,
         concurrency: u32,
     ) -> Result<RunId, Error> {
+        // A lowercase ULID is 26 letters and digits: always a valid run id.
+        #[allow(clippy::expect_used)]
         let id = RunId::parse(ulid::Ulid::generate().to_string().to_lowercase())
-            .map_err(|e| Error::Io(e.to_string()))?;
+            .expect("a lowercase ULID is a valid run id");
         let event = self
             .inner
             .store
@@ -178,7 +180,19 @@ impl Engine {
     /// Drives `run` until it settles, or until `stop` fires (then running work is handed back
     /// and the run can be resumed). Takes the run over from a driver that is gone.
     pub async fn drive(&self, run: &RunId, stop: CancellationToken) -> Result<Ending, Error> {
-        crate::drive::drive(self.clone(), run.clone(), stop).await
+        crate::drive::drive(self.clone(), run.clone(), Vec::new(), stop).await
+    }
+
+    /// Like [`Engine::drive`], after putting the run's deliverables in `reopen` back to pending
+    /// (a finished run is reopened). The reopening happens only once this engine holds the
+    /// run's lease, so a run driven elsewhere is never changed.
+    pub async fn resume(
+        &self,
+        run: &RunId,
+        reopen: Vec<DeliverableState>,
+        stop: CancellationToken,
+    ) -> Result<Ending, Error> {
+        crate::drive::drive(self.clone(), run.clone(), reopen, stop).await
     }
 
     /// Cancels `run`: asks its driver, or, when nobody drives it, cancels it here.
@@ -210,6 +224,7 @@ impl Engine {
                 now.plus(self.inner.options.lease_ttl),
                 now,
                 replacing,
+                Purpose::Driving,
             )
             .await?
         {
@@ -230,23 +245,6 @@ impl Engine {
         }
         crate::drive::settle(self, run).await?;
         Ok(CancelOutcome::Cancelled)
-    }
-
-    /// Puts the run's deliverables in `states` back to pending, so a drive runs them again.
-    /// Returns how many were reopened.
-    pub async fn reopen(&self, run: &RunId, states: Vec<DeliverableState>) -> Result<usize, Error> {
-        let committed = self
-            .inner
-            .committer
-            .commit(Change::Reopen {
-                run: run.clone(),
-                states,
-            })
-            .await?;
-        match committed.result {
-            Ok(Applied::Reopened { deliverables }) => Ok(deliverables.len()),
-            _ => Ok(0),
-        }
     }
 
     /// Whether the lease holder may still be alive: its lease has not expired, and it is not a

@@ -32,8 +32,8 @@ pub use engine::{CancelOutcome, Ending, Engine, EngineOptions, Parts};
 pub use git::Identity;
 pub use owner::Owner;
 pub use runner::{
-    BoxFuture, Exit, NoopRunner, ProcessRunner, Runner, StepOutcome, StepSpec, read_capped,
-    reap_orphans,
+    BoxFuture, Exit, NoopRunner, ProcessRunner, Runner, StepOutcome, StepSpec, kill_all_steps,
+    read_capped, reap_orphans,
 };
 pub use workspace::{MergeOutcome, Target};
 

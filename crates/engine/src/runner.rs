@@ -26,6 +26,28 @@ const GIT_LOCATION_VARS: [&str; 5] = [
     "GIT_COMMON_DIR",
 ];
 
+/// The process groups of steps this process has started and not yet reaped. A step's group is
+/// normally killed by its runner; this list serves the last resort, an exit that cannot wait
+/// for the runners (a second Ctrl-C), so that no step outlives kamachiq.
+static LIVE_GROUPS: std::sync::Mutex<std::collections::BTreeSet<i32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn live_groups() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<i32>> {
+    LIVE_GROUPS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Kills (SIGKILL) every step process group this process started that is still running.
+/// Returns how many there were.
+pub fn kill_all_steps() -> usize {
+    let groups: Vec<i32> = live_groups().iter().copied().collect();
+    for group in &groups {
+        let _ = killpg(Pid::from_raw(*group), Signal::SIGKILL);
+    }
+    groups.len()
+}
+
 /// One execution of a step.
 #[derive(Clone, Debug)]
 pub struct StepSpec {
@@ -146,6 +168,9 @@ impl ProcessRunner {
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw);
+        if let Some(group) = group {
+            live_groups().insert(group.as_raw());
+        }
 
         let waited = tokio::select! {
             status = child.wait() => Ok(status),
@@ -163,6 +188,7 @@ impl ProcessRunner {
         // Whatever the step left running in its group goes with it.
         if let Some(group) = group {
             let _ = killpg(group, Signal::SIGKILL);
+            live_groups().remove(&group.as_raw());
         }
         let (output, output_bytes) = read_capped(&spec.log, self.output_cap)
             .await

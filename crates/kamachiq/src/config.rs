@@ -65,7 +65,7 @@ impl Raw {
 }
 
 /// The validated configuration.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     pub home: PathBuf,
     /// `None`: SQLite under the home.
@@ -79,6 +79,22 @@ pub struct Config {
     pub author_email: String,
     /// Where the values came from, for `config validate`.
     pub sources: Vec<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The database URL may hold a password: only its redacted form is ever printed.
+        f.debug_struct("Config")
+            .field("home", &self.home)
+            .field("database_url", &self.database_url_display())
+            .field("concurrency", &self.concurrency)
+            .field("log_level", &self.log_level)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("heartbeat", &self.heartbeat)
+            .field("kill_grace", &self.kill_grace)
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {

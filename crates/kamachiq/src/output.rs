@@ -1,17 +1,43 @@
 //! Writing to the terminal. Output that goes to a pipe which closes early (`kamachiq runs |
-//! head`) ends the program quietly instead of failing.
+//! head`) ends the program quietly instead of failing, and never in the middle of a run.
 
 use std::fmt::Display;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use comfy_table::{ContentArrangement, Table, presets};
+use tokio_util::sync::CancellationToken;
 
-/// Writes a line to stdout.
+/// Set once stdout is gone (the reader closed the pipe); later output is dropped.
+static CLOSED: AtomicBool = AtomicBool::new(false);
+/// While a run is driven: how to stop it if its output has nowhere to go.
+static ON_CLOSE: Mutex<Option<CancellationToken>> = Mutex::new(None);
+
+/// While `stop` is registered, a closed stdout stops the run cleanly (as Ctrl-C would)
+/// instead of ending the program in the middle of it. `None` unregisters.
+pub fn stop_on_closed_stdout(stop: Option<CancellationToken>) {
+    *ON_CLOSE.lock().unwrap_or_else(PoisonError::into_inner) = stop;
+}
+
+/// Writes a line to stdout. When the reader has gone (`kamachiq runs | head`), the program ends
+/// quietly, or, while a run is driven, the run is stopped cleanly and later output dropped.
 pub fn line(text: impl Display) {
+    if CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut out = std::io::stdout().lock();
     if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
-        std::process::exit(0);
+        CLOSED.store(true, Ordering::Relaxed);
+        match ON_CLOSE
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            Some(stop) => stop.cancel(),
+            None => std::process::exit(0),
+        }
     }
 }
 

@@ -120,13 +120,20 @@ impl Progress {
             .map(ToString::to_string)
             .unwrap_or_default();
         match event.kind {
-            EventKind::RunStarted | EventKind::RunResumed | EventKind::CancelRequested => {
+            EventKind::RunStarted
+            | EventKind::RunResumed
+            | EventKind::RunReopened
+            | EventKind::CancelRequested => {
                 let text = match event.kind {
                     EventKind::RunStarted => format!(
                         "run {} started: {} deliverables, up to {} at once",
                         self.run, event.data["deliverables"], event.data["concurrency"]
                     ),
                     EventKind::RunResumed => format!("run {} resumed", self.run),
+                    EventKind::RunReopened => format!(
+                        "run {} reopened: {} deliverable(s) to run again",
+                        self.run, event.data["deliverables"]
+                    ),
                     _ => format!("run {}: cancel requested", self.run),
                 };
                 self.say(&text);

@@ -76,8 +76,7 @@ pub struct StepEnd {
 /// One change. Deliverable changes in one batch must concern distinct deliverables.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
-    /// Start a ready deliverable, or take over a running one whose driver is gone
-    /// (`takeover`). Its attempt number goes up by one and becomes the new fencing token.
+    /// Start a ready deliverable, or take over a running one whose driver is gone. Its attempt number goes up by one and becomes the new fencing token.
     /// `start` is the step the claimer expects to run first; it starts with the claim when
     /// the deliverable's next step is indeed that one.
     Claim {
@@ -85,7 +84,7 @@ pub enum Change {
         deliverable: DeliverableId,
         owner: String,
         lease_until: Timestamp,
-        takeover: bool,
+        kind: ClaimKind,
         start: Option<StepRef>,
     },
     StepStarted {
@@ -123,10 +122,12 @@ pub enum Change {
     CancelOrphans {
         run: RunId,
     },
-    /// Put deliverables in the given states back to pending and reopen the run.
+    /// Put deliverables in the given states back to pending and reopen the run. Only the
+    /// run's current driver may: it is done after the lease is taken, never before.
     Reopen {
         run: RunId,
         states: Vec<DeliverableState>,
+        driver: String,
     },
     /// A driver took the run over (an event only).
     Resumed {
@@ -137,6 +138,15 @@ pub enum Change {
         run: RunId,
         state: RunState,
     },
+}
+
+/// What a claim may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimKind {
+    /// A pending deliverable whose dependencies have all succeeded.
+    Ready,
+    /// A running deliverable whose driver is gone (the claimer holds the run's lease).
+    Takeover,
 }
 
 /// What an accepted change did.

@@ -18,10 +18,10 @@ mod runs;
 mod sql;
 
 pub use change::{
-    Applied, Change, LeaseKey, Merge, Outcome, Rejected, StepEnd, StepRef, Then, by_run,
+    Applied, Change, ClaimKind, LeaseKey, Merge, Outcome, Rejected, StepEnd, StepRef, Then, by_run,
 };
 pub use dialect::Backend;
-pub use runs::{EventFilter, NewRun, RunControl};
+pub use runs::{EventFilter, NewRun, Purpose, RunControl};
 
 use sqlx::AnyPool;
 
@@ -52,20 +52,20 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether retrying may succeed: the database was unreachable, busy or restarting, as
-    /// opposed to a statement or the data being wrong.
+    /// Whether retrying is safe and may succeed: the database was busy or a transaction was
+    /// rolled back for a conflict, so nothing was written. A connection lost mid-commit is not
+    /// transient: the commit may have landed, and a retry could apply it twice.
     pub fn is_transient(&self) -> bool {
-        match self {
-            Self::Connect { .. } => true,
-            Self::Database(db) => {
-                matches!(
-                    db,
-                    sqlx::Error::Io(_)
-                        | sqlx::Error::PoolTimedOut
-                        | sqlx::Error::PoolClosed
-                        | sqlx::Error::WorkerCrashed
-                ) || db.to_string().contains("database is locked")
-            }
+        let Self::Database(db) = self else {
+            return false;
+        };
+        match db {
+            sqlx::Error::PoolTimedOut => true,
+            sqlx::Error::Database(e) => matches!(
+                e.code().as_deref(),
+                // SQLite: busy, locked. PostgreSQL: serialization failure, deadlock.
+                Some("5" | "6" | "517" | "40001" | "40P01")
+            ),
             _ => false,
         }
     }
@@ -121,7 +121,8 @@ impl Store {
     }
 }
 
-/// `url` with any password replaced by `***`, for messages and logs.
+/// `url` with any password replaced by `***` (in `user:password@` and in `password=` query
+/// parameters), for messages and logs.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
@@ -129,15 +130,27 @@ pub fn redact_url(url: &str) -> String {
     let rest = &url[scheme_end + 3..];
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
-    match (authority.rfind('@'), authority.find(':')) {
+    let mut out = match (authority.rfind('@'), authority.find(':')) {
         (Some(at), Some(colon)) if colon < at => format!(
             "{}{}:***{}",
             &url[..scheme_end + 3],
             &authority[..colon],
-            &url[scheme_end + 3 + at..]
+            &rest[at..]
         ),
         _ => url.to_owned(),
+    };
+    if let Some(query_start) = out.find('?') {
+        let (base, query) = out.split_at(query_start + 1);
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.to_ascii_lowercase().contains("pass") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{base}{}", redacted.join("&"));
     }
+    out
 }
 
 #[cfg(test)]
@@ -154,5 +167,13 @@ mod tests {
         assert_eq!(redact_url("sqlite:///tmp/a:b.db"), "sqlite:///tmp/a:b.db");
         let err = Error::UnsupportedUrl(redact_url("mysql://u:pw@h/db"));
         assert!(!err.to_string().contains("pw"));
+        assert_eq!(
+            redact_url("postgres://kq@db/kq?sslmode=require&password=hunter2"),
+            "postgres://kq@db/kq?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact_url("postgres://kq:a@db/kq?passfile=/x"),
+            "postgres://kq:***@db/kq?passfile=***"
+        );
     }
 }

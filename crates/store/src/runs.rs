@@ -36,6 +36,15 @@ pub struct RunControl {
     pub driver: Option<Lease>,
 }
 
+/// Why a driver takes a run's lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// To continue a running run.
+    Driving,
+    /// To reopen a finished run (failed or cancelled work to run again).
+    Reopening,
+}
+
 /// Filter for the event log.
 #[derive(Clone, Debug, Default)]
 pub struct EventFilter {
@@ -310,6 +319,15 @@ impl Store {
         rows.iter().map(decode::event).collect()
     }
 
+    /// The sequence number of the run's last event (0 when it has none).
+    pub async fn last_event_seq(&self, run: &RunId) -> Result<i64, Error> {
+        let row = sqlx::query(self.sql.select_last_event_seq.sql())
+            .bind(run.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        int(&row, "seq")
+    }
+
     pub async fn rollback_points(&self, run: &RunId) -> Result<Vec<RollbackPoint>, Error> {
         let rows = sqlx::query(self.sql.select_rollback_points.sql())
             .bind(run.as_str())
@@ -319,7 +337,8 @@ impl Store {
     }
 
     /// Makes `owner` the run's driver until `until`, if nobody drives it or the current driver
-    /// is `replacing` (a driver the caller has judged gone). Returns whether it did.
+    /// is `replacing` (a driver the caller has judged gone). Only a running run can be driven,
+    /// unless the driver is `Reopening` it. Returns whether it did.
     pub async fn acquire_driver(
         &self,
         run: &RunId,
@@ -327,6 +346,7 @@ impl Store {
         until: Timestamp,
         now: Timestamp,
         replacing: Option<&str>,
+        purpose: Purpose,
     ) -> Result<bool, Error> {
         let row = sqlx::query(self.sql.acquire_driver.sql())
             .bind(run.as_str())
@@ -334,6 +354,7 @@ impl Store {
             .bind(until.as_millis())
             .bind(now.as_millis())
             .bind(replacing.map(str::to_owned))
+            .bind(i64::from(purpose == Purpose::Reopening))
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some())
@@ -349,6 +370,11 @@ impl Store {
         until: Timestamp,
     ) -> Result<bool, Error> {
         let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        // The writer locks deliverable rows in its own order; taking its lock first means a
+        // renewal waits for it instead of deadlocking with it.
+        if let Some(lock) = self.backend.event_order_lock() {
+            tx.execute(lock).await?;
+        }
         let held = sqlx::query(self.sql.renew_driver.sql())
             .bind(run.as_str())
             .bind(owner)

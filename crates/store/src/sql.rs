@@ -81,7 +81,7 @@ statements! {
         FROM json_rows($1) \
         RETURNING run_id, deliverable, attempt";
 
-    fence_step_finish = "UPDATE deliverables SET current_step = c.c_next, next_step = next_step + c.c_advance, \
+    fence_step_finish = "UPDATE deliverables SET current_step = c.c_next, next_step = c.c_index + c.c_advance, \
         state = CASE WHEN c.c_complete = 1 THEN 'succeeded' ELSE state END, \
         finished_at = CASE WHEN c.c_complete = 1 THEN c.c_at ELSE finished_at END, \
         lease_owner = CASE WHEN c.c_complete = 1 THEN NULL ELSE lease_owner END, \
@@ -89,10 +89,11 @@ statements! {
         FROM (SELECT value ->> 'run' AS c_run, value ->> 'id' AS c_id, \
               CAST(value ->> 'attempt' AS BIGINT) AS c_attempt, \
               CAST(value ->> 'advance' AS BIGINT) AS c_advance, value ->> 'next' AS c_next, \
-              CAST(value ->> 'complete' AS BIGINT) AS c_complete, CAST(value ->> 'at' AS BIGINT) AS c_at \
-              FROM json_rows($1)) AS c \
+              CAST(value ->> 'complete' AS BIGINT) AS c_complete, CAST(value ->> 'at' AS BIGINT) AS c_at, \
+              CAST(value ->> 'index' AS BIGINT) AS c_index FROM json_rows($1)) AS c \
         WHERE deliverables.run_id = c.c_run AND deliverables.id = c.c_id \
         AND deliverables.attempt = c.c_attempt AND deliverables.state = 'running' \
+        AND deliverables.next_step = c.c_index \
         RETURNING run_id, id";
 
     finish_step_attempts = "UPDATE step_attempts SET state = c.c_state, exit_code = c.c_exit, \
@@ -105,7 +106,8 @@ statements! {
               CAST(value ->> 'bytes' AS BIGINT) AS c_bytes, CAST(value ->> 'at' AS BIGINT) AS c_at \
               FROM json_rows($1)) AS c \
         WHERE step_attempts.run_id = c.c_run AND step_attempts.deliverable = c.c_id \
-        AND step_attempts.step_index = c.c_index AND step_attempts.attempt = c.c_step_attempt";
+        AND step_attempts.step_index = c.c_index AND step_attempts.attempt = c.c_step_attempt \
+        AND step_attempts.state = 'running'";
 
     succeed = "UPDATE deliverables SET state = 'succeeded', finished_at = c.c_at, merge_commit = c.c_merge, \
         lease_owner = NULL, lease_expires_at = NULL, current_step = NULL \
@@ -170,8 +172,9 @@ statements! {
     finish_run = "UPDATE runs SET state = $2, finished_at = $3, updated_at = $3, driver = NULL, \
         driver_expires_at = NULL WHERE id = $1 AND state = 'running' RETURNING id";
 
-    reopen_run = "UPDATE runs SET state = 'running', cancel_requested = 0, finished_at = NULL, updated_at = $2 \
-        WHERE id = $1 RETURNING id";
+    reopen_run = "UPDATE runs SET state = 'running', finished_at = NULL, updated_at = $2, \
+        cancel_requested = CASE WHEN state = 'cancelled' THEN 0 ELSE cancel_requested END \
+        WHERE id = $1 AND driver = $3 RETURNING id";
 
     reopen_deliverables = "UPDATE deliverables SET state = 'pending', reason = NULL, reason_detail = NULL, \
         finished_at = NULL WHERE run_id = $1 AND state IN (SELECT value ->> 'state' FROM json_rows($2)) \
@@ -183,7 +186,7 @@ statements! {
         WHERE run_id = $1 AND state = 'pending'";
 
     acquire_driver = "UPDATE runs SET driver = $2, driver_expires_at = $3, updated_at = $4 \
-        WHERE id = $1 AND state = 'running' AND (driver IS NULL OR driver = $5) RETURNING id";
+        WHERE id = $1 AND (state = 'running' OR $6 = 1) AND (driver IS NULL OR driver = $5) RETURNING id";
 
     renew_driver = "UPDATE runs SET driver_expires_at = $3 WHERE id = $1 AND driver = $2 RETURNING id";
 
@@ -222,6 +225,8 @@ statements! {
     select_events = "SELECT seq, run_id, tenant, kind, deliverable, data, at FROM events \
         WHERE seq > $1 AND ($2 IS NULL OR run_id = $2) AND ($3 IS NULL OR tenant = $3) \
         ORDER BY seq LIMIT $4";
+
+    select_last_event_seq = "SELECT COALESCE(MAX(seq), 0) AS seq FROM events WHERE run_id = $1";
 
     select_rollback_points = "SELECT id, run_id, deliverable, repo, branch, before_commit, merge_commit, \
         created_at FROM rollback_points WHERE run_id = $1 ORDER BY created_at, id";

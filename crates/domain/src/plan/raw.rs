@@ -68,6 +68,10 @@ impl<'de> Deserialize<'de> for RawCommand {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawCommand, E> {
                 Ok(RawCommand::Shell(v.to_owned()))
             }
+            // `run: true` (and `false`) read as YAML booleans; they mean the commands.
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawCommand, E> {
+                Ok(RawCommand::Shell(v.to_string()))
+            }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawCommand, A::Error> {
                 let mut argv = Vec::new();
                 while let Some(arg) = seq.next_element::<Scalar>()? {

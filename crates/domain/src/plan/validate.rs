@@ -326,16 +326,19 @@ fn steps(c: &mut Checker<'_>, at: &At, i: usize, d: &RawDeliverable) -> Option<V
             .clone()
             .on(s)
             .field(format!("deliverables[{i}].steps[{j}]"));
+        // Names are compared as written, so a repeat is found even when the step that first
+        // used the name has another problem.
+        if let Some(name) = &s.value.name
+            && !names.insert(name.value.clone())
+        {
+            c.report(
+                at.clone().on(name),
+                ProblemKind::DuplicateStep {
+                    step: name.value.clone(),
+                },
+            );
+        }
         if let Some(step) = step(c, &at, d.retries, &s.value) {
-            if !names.insert(step.name.clone()) {
-                c.report(
-                    at,
-                    ProblemKind::DuplicateStep {
-                        step: step.name.to_string(),
-                    },
-                );
-                continue;
-            }
             out.push(step);
         }
     }
@@ -429,11 +432,19 @@ fn step(c: &mut Checker<'_>, at: &At, default_retries: Option<u32>, s: &RawStep)
         DEFAULT_TIMEOUT,
     );
     if timeout.is_zero() {
+        let at = match &s.timeout {
+            Some(t) => field("timeout").on(t),
+            None => field("timeout"),
+        };
         c.report(
-            field("timeout"),
+            at,
             ProblemKind::InvalidDuration {
                 field: "timeout",
-                value: "0".to_owned(),
+                value: match s.timeout.as_ref().map(|t| &t.value) {
+                    Some(RawDuration::Text(text)) => text.clone(),
+                    Some(RawDuration::Seconds(n)) => n.to_string(),
+                    None => "0".to_owned(),
+                },
                 why: "must be longer than zero".to_owned(),
             },
         );

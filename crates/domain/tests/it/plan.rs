@@ -320,3 +320,37 @@ fn validated_plan_round_trips_through_json() {
     let back: Plan = serde_json::from_str(&stored).unwrap();
     assert_eq!(back, plan);
 }
+
+#[test]
+fn run_true_is_the_true_command() {
+    let plan = yaml("deliverables:\n  - id: a\n    steps: [{name: s, run: true}]\n").unwrap();
+    assert_eq!(
+        plan.deliverables[0].steps[0].run,
+        Command::Shell("true".into())
+    );
+}
+
+#[test]
+fn a_zero_timeout_is_reported_where_it_is_written() {
+    let errs = errors(
+        "deliverables:\n  - id: a\n    steps:\n      - name: s\n        run: 'true'\n        timeout: 0s\n",
+    );
+    assert_eq!(
+        errs,
+        ["plan.yaml:6: deliverable `a`: invalid timeout `0s`: must be longer than zero"]
+    );
+}
+
+#[test]
+fn a_repeated_step_name_is_found_even_next_to_another_problem() {
+    let errs = errors(
+        "deliverables:\n  - id: a\n    steps:\n      - {name: dev, run: ''}\n      - {name: dev, run: 'true'}\n",
+    );
+    assert_eq!(
+        errs,
+        [
+            "plan.yaml:4: deliverable `a`: step `dev` has an empty command",
+            "plan.yaml:5: deliverable `a`: step name `dev` is used more than once",
+        ]
+    );
+}

@@ -201,8 +201,9 @@ async fn a_cancel_from_elsewhere_stops_running_steps_and_cancels_the_rest() {
     let store = h.store.clone();
     let clock = h.clock.clone();
     let run2 = run.clone();
+    let watcher = runner.clone();
     let canceller = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        watcher.started("root", "dev").await;
         // As `kamachiq cancel` does from another process: only the store is shared.
         use kamachiq_engine::Clock;
         store
@@ -250,8 +251,9 @@ async fn an_interrupted_drive_hands_work_back_and_a_later_drive_finishes_it() {
 
     let stop = CancellationToken::new();
     let stopper = stop.clone();
+    let watcher = runner.clone();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        watcher.started("left", "qa").await;
         stopper.cancel();
     });
     assert_eq!(engine.drive(&run, stop).await.unwrap(), Ending::Interrupted);
@@ -313,7 +315,7 @@ async fn a_run_with_a_live_driver_is_not_driven_twice() {
     let run = first.submit(plan(DIAMOND), None, 4).await.unwrap();
     let run2 = run.clone();
     let driving = tokio::spawn(async move { first.drive(&run2, CancellationToken::new()).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    runner.started("root", "dev").await;
     let err = second
         .drive(&run, CancellationToken::new())
         .await
@@ -336,12 +338,22 @@ async fn reopening_a_failed_run_retries_its_failed_work() {
         engine.drive(&run, CancellationToken::new()).await.unwrap(),
         Ending::Finished(RunState::Failed)
     );
-    let reopened = engine.reopen(&run, vec![Failed, Skipped]).await.unwrap();
-    assert_eq!(reopened, 2);
     assert_eq!(
-        engine.drive(&run, CancellationToken::new()).await.unwrap(),
+        engine
+            .resume(&run, vec![Failed, Skipped], CancellationToken::new())
+            .await
+            .unwrap(),
         Ending::Finished(RunState::Succeeded)
     );
+    let kinds: Vec<EventKind> = h
+        .store
+        .events_after(0, &EventFilter::default(), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.contains(&EventKind::RunReopened));
     assert_eq!(
         runner.calls_of("left"),
         ["dev", "qa", "qa"],
@@ -370,7 +382,7 @@ async fn ready_deliverables_reach_the_success_that_freed_them() {
         deliverable: id(d),
         owner: "test".into(),
         lease_until: h.clock.now().plus(Duration::from_secs(30)),
-        takeover: false,
+        kind: kamachiq_store::ClaimKind::Ready,
         start: None,
     };
     let claimed = committer.commit(claim("a")).await.unwrap();

@@ -42,15 +42,39 @@ impl std::ops::Deref for ScriptedRunner {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ScriptState {
+    /// Counts started steps, so a test can wait for one instead of sleeping and hoping.
+    started: tokio::sync::watch::Sender<usize>,
     script: Mutex<HashMap<(String, String), VecDeque<Behavior>>>,
     pub calls: Mutex<Vec<(String, String)>>,
     running: AtomicUsize,
     pub max_running: AtomicUsize,
 }
 
+impl Default for ScriptState {
+    fn default() -> Self {
+        Self {
+            started: tokio::sync::watch::channel(0).0,
+            script: Mutex::default(),
+            calls: Mutex::default(),
+            running: AtomicUsize::default(),
+            max_running: AtomicUsize::default(),
+        }
+    }
+}
+
 impl ScriptState {
+    /// Waits until `deliverable`'s `step` has started (at most a minute).
+    pub async fn started(&self, deliverable: &str, step: &str) {
+        let mut rx = self.started.subscribe();
+        let seen = rx.wait_for(|_| self.calls_of(deliverable).iter().any(|s| s == step));
+        tokio::time::timeout(Duration::from_secs(60), seen)
+            .await
+            .expect("the step never started")
+            .unwrap();
+    }
+
     /// The next runs of `deliverable`'s `step` behave as given, in order; after that, exit 0.
     pub fn script(&self, deliverable: &str, step: &str, behaviors: &[Behavior]) {
         self.script.lock().unwrap().insert(
@@ -97,6 +121,7 @@ impl Runner for ScriptedRunner {
                 env(&spec, "KAMACHIQ_STEP").to_owned(),
             );
             this.calls.lock().unwrap().push(key.clone());
+            this.started.send_modify(|n| *n += 1);
             let behavior = this
                 .script
                 .lock()

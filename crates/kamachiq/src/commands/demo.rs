@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use kamachiq_engine::Target;
 
 use crate::cli::DemoArgs;
-use crate::commands::{drive_with_display, engine, open_store};
+use crate::commands::{Drive, drive_with_display, engine, open_store};
 use crate::config::Config;
 use crate::output;
 use crate::progress::Mode;
@@ -194,7 +194,12 @@ pub async fn demo(config: &Config, args: &DemoArgs) -> anyhow::Result<u8> {
     let target = Target::resolve(&repo, Some("main")).await?;
     let events = engine.subscribe();
     let run = engine.submit(plan, Some(&target), 4).await?;
-    let code = drive_with_display(&engine, &run, Mode::pick(json), events).await?;
+    let drive = Drive {
+        events,
+        reopen: Vec::new(),
+        since: 0,
+    };
+    let code = drive_with_display(&engine, &run, Mode::pick(json), drive).await?;
     if json {
         return Ok(code);
     }

@@ -199,25 +199,28 @@ pub async fn logs(config: &Config, args: &LogsArgs) -> anyhow::Result<u8> {
             "── {} · attempt {} · {}{exit} ──",
             step.name, attempt.attempt, attempt.state
         ));
-        let text = if attempt.state == StepState::Running {
-            // Still running: read what it has printed so far from its log file.
-            let log = config
-                .home
-                .join("logs")
-                .join(run.as_str())
-                .join(id.as_str())
-                .join(format!("{index}-{}.{}.log", step.name, attempt.attempt));
-            match read_capped(&log, 1024 * 1024).await {
-                Ok((text, _)) => text,
-                Err(_) => {
-                    "(running on another machine; its output is kept when it finishes)".to_owned()
+        // Finished attempts have their output in the store. A running one, or one whose
+        // driver was killed before it could record it, still has its log file on this host.
+        let recorded = store
+            .step_output(&run, &id, attempt.step_index, attempt.attempt)
+            .await?;
+        let text = match recorded {
+            Some(text) => text,
+            None => {
+                let log = config
+                    .home
+                    .join("logs")
+                    .join(run.as_str())
+                    .join(id.as_str())
+                    .join(format!("{index}-{}.{}.log", step.name, attempt.attempt));
+                match read_capped(&log, 1024 * 1024).await {
+                    Ok((text, _)) => text,
+                    Err(_) if attempt.state == StepState::Running => {
+                        "(running on another machine; its output is kept when it ends)".to_owned()
+                    }
+                    Err(_) => "(no output was recorded)".to_owned(),
                 }
             }
-        } else {
-            store
-                .step_output(&run, &id, attempt.step_index, attempt.attempt)
-                .await?
-                .unwrap_or_default()
         };
         output::line(text.trim_end());
         shown += 1;

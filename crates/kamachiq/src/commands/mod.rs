@@ -100,16 +100,23 @@ pub async fn drive_with_display(
     engine: &Engine,
     run: &RunId,
     mode: Mode,
-    mut events: tokio::sync::broadcast::Receiver<kamachiq_domain::Event>,
+    drive: Drive,
 ) -> anyhow::Result<u8> {
+    let Drive {
+        mut events,
+        reopen,
+        since,
+    } = drive;
     let store = engine.store().clone();
     let mut progress = Progress::new(mode, &run_view(&store, run).await?);
-    // Show what happened before the display existed (the run's first events).
+    progress.last_seq = since;
+    // Show what happened after `since` but before the display existed.
     catch_up(&store, run, &mut progress).await?;
 
     let stop = CancellationToken::new();
-    tokio::spawn(watch_signals(stop.clone()));
-    let driving = engine.drive(run, stop);
+    let signals = tokio::spawn(watch_signals(stop.clone()));
+    output::stop_on_closed_stdout(Some(stop.clone()));
+    let driving = engine.resume(run, reopen, stop);
     tokio::pin!(driving);
     let ending = loop {
         tokio::select! {
@@ -121,6 +128,8 @@ pub async fn drive_with_display(
             },
         }
     };
+    output::stop_on_closed_stdout(None);
+    signals.abort();
     catch_up(&store, run, &mut progress).await?;
     progress.finish();
     let ending = ending.map_err(|e| match e {
@@ -164,26 +173,48 @@ async fn catch_up(store: &Store, run: &RunId, progress: &mut Progress) -> anyhow
     }
 }
 
-async fn watch_signals(stop: CancellationToken) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch for SIGTERM");
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    output::note(
-        "stopping: running steps are being stopped and handed back (Ctrl-C again to quit at once)",
-    );
-    stop.cancel();
-    let _ = tokio::signal::ctrl_c().await;
-    std::process::exit(i32::from(exit::INTERRUPTED));
+/// How a run is to be driven with its display.
+pub struct Drive {
+    /// Subscribed before the run was submitted or resumed, so no event is missed.
+    pub events: tokio::sync::broadcast::Receiver<kamachiq_domain::Event>,
+    /// Deliverable states to put back to pending first (resume of a finished run).
+    pub reopen: Vec<kamachiq_domain::DeliverableState>,
+    /// Show the run's events after this sequence number (0: all of them).
+    pub since: i64,
 }
 
+/// Ctrl-C, SIGTERM or SIGHUP (the terminal went away) stops the run cleanly. A second signal
+/// quits at once, killing every step's process group first so that none outlives kamachiq.
+async fn watch_signals(stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hangup), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot watch for signals; Ctrl-C will end kamachiq without stopping steps");
+        return;
+    };
+    let mut received = 0;
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+            _ = hangup.recv() => {}
+        }
+        received += 1;
+        if received == 1 {
+            output::note(
+                "stopping: running steps are being stopped and handed back (Ctrl-C again to quit at once)",
+            );
+            stop.cancel();
+        } else {
+            let killed = kamachiq_engine::kill_all_steps();
+            output::note(format!("quitting at once; killed {killed} running step(s)"));
+            std::process::exit(i32::from(exit::INTERRUPTED));
+        }
+    }
+}
 /// The table printed when a run ends.
 pub fn summary(view: &RunView) {
     let mut table = output::table(&[

@@ -6,7 +6,7 @@ use kamachiq_domain::{DeliverableState, RunState};
 use kamachiq_engine::Target;
 
 use crate::cli::{ResumeArgs, RunArgs};
-use crate::commands::{drive_with_display, engine, open_store, resolve_run};
+use crate::commands::{Drive, drive_with_display, engine, open_store, resolve_run};
 use crate::config::Config;
 use crate::progress::Mode;
 use crate::{InvalidInput, output};
@@ -15,9 +15,7 @@ pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<u8> {
     let plan = super::plan::load(&args.plan)?;
     let repo = target_repo(&args.plan, args.repo.as_deref(), plan.repo.as_deref())?;
     let branch = args.branch.as_deref().or(plan.branch.as_deref());
-    let target = Target::resolve(&repo, branch)
-        .await
-        .map_err(|e| InvalidInput::new(e.to_string()))?;
+    let target = Target::resolve(&repo, branch).await.map_err(target_error)?;
     let concurrency = args.concurrency.unwrap_or(config.concurrency);
     if concurrency == 0 {
         return Err(InvalidInput::new("--concurrency must be at least 1").into());
@@ -36,7 +34,22 @@ pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<u8> {
             config.home.display()
         ));
     }
-    drive_with_display(&engine, &run, mode, events).await
+    let drive = Drive {
+        events,
+        reopen: Vec::new(),
+        since: 0,
+    };
+    drive_with_display(&engine, &run, mode, drive).await
+}
+
+/// A target that does not exist is bad input (exit 2); git missing or too old is not.
+fn target_error(e: kamachiq_engine::Error) -> anyhow::Error {
+    match e {
+        kamachiq_engine::Error::NotARepository { .. }
+        | kamachiq_engine::Error::NoSuchBranch { .. }
+        | kamachiq_engine::Error::DetachedHead { .. } => InvalidInput::new(e.to_string()).into(),
+        other => other.into(),
+    }
 }
 
 /// `--repo` (relative to the working directory) wins over the plan's `repo:` (relative to the
@@ -88,15 +101,22 @@ pub async fn resume(config: &Config, args: &ResumeArgs) -> anyhow::Result<u8> {
             return Err(InvalidInput::new(format!("run {run} has already succeeded; nothing to resume")).into())
         }
     };
+    let since = store_since(&engine, &run).await?;
     let events = engine.subscribe();
-    if let Some(states) = reopen {
-        let reopened = engine.reopen(&run, states).await?;
-        if !args.json {
-            output::note(format!("run {run}: {reopened} deliverables to run again"));
-        }
-    }
-    let code = drive_with_display(&engine, &run, Mode::pick(args.json), events).await?;
-    Ok(code)
+    let drive = Drive {
+        events,
+        reopen: reopen.unwrap_or_default(),
+        since,
+    };
+    drive_with_display(&engine, &run, Mode::pick(args.json), drive).await
+}
+
+/// The run's last event so far: a resume shows what happens from now on.
+async fn store_since(
+    engine: &kamachiq_engine::Engine,
+    run: &kamachiq_domain::RunId,
+) -> anyhow::Result<i64> {
+    Ok(engine.store().last_event_seq(run).await?)
 }
 
 #[cfg(test)]

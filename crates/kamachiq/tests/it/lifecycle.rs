@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::support::{Workspace, git, read_events_until, stderr, stdout, wait_for_text};
+use crate::support::{
+    Workspace, git, read_events_until, stderr, stdout, wait_for_no_steps, wait_for_text,
+};
 
 fn signal(child: &std::process::Child, sig: Signal) {
     kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), sig).unwrap();
@@ -194,4 +196,122 @@ fn the_demo_runs_a_diamond_to_success() {
         !ws.path().join(".kamachiq").exists(),
         "the demo keeps its state in its own folder"
     );
+}
+
+#[test]
+fn an_interrupted_step_keeps_what_it_printed() {
+    let ws = Workspace::new();
+    ws.write(
+        "plan.yaml",
+        "repo: service\ndeliverables:\n  - {id: a, steps: [{name: dev, run: 'echo half done; sleep 30'}]}\n",
+    );
+    let mut child = ws.spawn(&["run", "plan.yaml", "--json"]);
+    let events = read_events_until(&mut child, |e| e["kind"] == "step_started");
+    let run = events[0]["run_id"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, Signal::SIGINT);
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let logs = ws.run(&["logs", &run, "a", "dev"]);
+    assert_eq!(
+        stdout(&logs),
+        "── dev · attempt 1 · interrupted ──\nhalf done\n"
+    );
+    assert_eq!(wait_for_no_steps(&run), 0);
+}
+
+#[test]
+fn a_closed_output_stops_the_run_cleanly() {
+    let ws = Workspace::new();
+    ws.write(
+        "plan.yaml",
+        "repo: service\ndeliverables:\n  - {id: a, steps: [{name: dev, run: 'sleep 30'}]}\n  - {id: b, steps: [{name: dev, run: 'sleep 30'}]}\n",
+    );
+    let mut child = ws.spawn(&["run", "plan.yaml", "--json"]);
+    // Read as `kamachiq run --json | head -1` would, then go away.
+    let mut first = String::new();
+    {
+        use std::io::BufRead;
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        reader.read_line(&mut first).unwrap();
+    }
+    let event: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let run = event["run_id"].as_str().unwrap().to_owned();
+    let stopped = Instant::now();
+    let code = child.wait().unwrap().code();
+    assert_eq!(
+        code,
+        Some(130),
+        "stopped like Ctrl-C, not ended as a success"
+    );
+    assert!(stopped.elapsed() < Duration::from_secs(20));
+    assert_eq!(
+        wait_for_no_steps(&run),
+        0,
+        "no step outlives the run's driver"
+    );
+    let status = ws.json(&["status", &run, "--json"]);
+    assert_eq!(status["state"], "running", "resumable");
+    assert_eq!(status["driver"], serde_json::Value::Null);
+}
+
+#[test]
+fn a_second_ctrl_c_quits_at_once_and_leaves_no_step_behind() {
+    let ws = Workspace::new();
+    let log = ws.path().join("started.log");
+    ws.write(
+        "plan.yaml",
+        &format!(
+            "repo: service\ndeliverables:\n  - {{id: a, steps: [{{name: dev, run: \"trap '' TERM; echo up >> {log}; sleep 30\"}}]}}\n",
+            log = log.display()
+        ),
+    );
+    let mut child = ws
+        .command(&["run", "plan.yaml", "--json"])
+        .env("KAMACHIQ_ENGINE_KILL_GRACE", "30s")
+        .env("KAMACHIQ_ENGINE_LEASE_TTL", "60s")
+        .env("KAMACHIQ_ENGINE_HEARTBEAT", "20s")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = read_events_until(&mut child, |e| e["kind"] == "run_started");
+    let run = events[0]["run_id"].as_str().unwrap().to_owned();
+    wait_for_text(&log, "up");
+    // The step ignores SIGTERM, so the first Ctrl-C waits for its grace period...
+    signal(&child, Signal::SIGINT);
+    std::thread::sleep(Duration::from_millis(500));
+    // ...and the second one ends it all now.
+    let second = Instant::now();
+    signal(&child, Signal::SIGINT);
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(second.elapsed() < Duration::from_secs(10));
+    assert_eq!(wait_for_no_steps(&run), 0);
+}
+
+#[test]
+fn resume_retry_failed_never_touches_a_run_driven_elsewhere() {
+    let ws = Workspace::new();
+    ws.write(
+        "plan.yaml",
+        "repo: service\ndeliverables:\n  - {id: bad, steps: [{name: dev, run: 'exit 1'}]}\n  - {id: slow, steps: [{name: dev, run: 'sleep 30'}]}\n",
+    );
+    let mut child = ws.spawn(&["run", "plan.yaml", "--json"]);
+    let events = read_events_until(&mut child, |e| e["kind"] == "deliverable_failed");
+    let run = events[0]["run_id"].as_str().unwrap().to_owned();
+    let out = ws.run(&["resume", &run, "--retry-failed"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is being driven by"),
+        "{}",
+        stderr(&out)
+    );
+    let status = ws.json(&["status", &run, "--json"]);
+    assert_eq!(
+        status["deliverables"][0]["state"], "failed",
+        "nothing was reopened"
+    );
+    assert_eq!(status["cancel_requested"], false);
+    let out = ws.run(&["cancel", &run]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(child.wait().unwrap().code(), Some(3));
 }

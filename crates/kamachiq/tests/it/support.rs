@@ -152,3 +152,37 @@ pub fn redact(mut value: serde_json::Value, run: &str) -> serde_json::Value {
     walk(&mut value, run);
     value
 }
+
+/// Processes on this host that belong to a step of `run` (they carry its id in their
+/// environment).
+pub fn step_processes(run: &str) -> usize {
+    let marker = format!("KAMACHIQ_RUN_ID={run}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+        })
+        .filter_map(|entry| std::fs::read(entry.path().join("environ")).ok())
+        .filter(|environ| {
+            environ
+                .split(|b| *b == 0)
+                .any(|var| var == marker.as_bytes())
+        })
+        .count()
+}
+
+/// Waits until no process of `run`'s steps is left (at most ten seconds); how many remain.
+pub fn wait_for_no_steps(run: &str) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = step_processes(run);
+        if left == 0 || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

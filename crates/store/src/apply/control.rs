@@ -73,10 +73,15 @@ impl Store {
                     }
                     batch.results[i] = Ok(Applied::Cancelled { deliverables: ids });
                 }
-                Change::Reopen { run, states } => {
+                Change::Reopen {
+                    run,
+                    states,
+                    driver,
+                } => {
                     let reopened = sqlx::query(self.sql.reopen_run.sql())
                         .bind(run.as_str())
                         .bind(at)
+                        .bind(driver.as_str())
                         .fetch_optional(&mut **tx)
                         .await?;
                     if reopened.is_none() {
@@ -95,6 +100,14 @@ impl Store {
                         .bind(run.as_str())
                         .execute(&mut **tx)
                         .await?;
+                    batch.events.push(
+                        i,
+                        run,
+                        NewEvent::run(
+                            EventKind::RunReopened,
+                            json!({"states": states, "deliverables": rows.len()}),
+                        ),
+                    );
                     let mut ids = Vec::with_capacity(rows.len());
                     for row in &rows {
                         let id = DeliverableId::parse(text(row, "id")?)?;

@@ -62,6 +62,8 @@ struct Fenced<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     complete: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     merge: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<&'a str>,
@@ -83,6 +85,7 @@ impl<'a> Fenced<'a> {
             advance: None,
             next: None,
             complete: None,
+            index: None,
             merge: None,
             state: None,
             reason: None,

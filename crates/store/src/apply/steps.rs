@@ -10,7 +10,7 @@ use serde_json::json;
 use sqlx::{Any, Transaction};
 
 use super::{Batch, Fenced, Key, Start, Target, json_array, key_of, lease_key};
-use crate::change::{Applied, Change, LeaseKey, StepEnd, StepRef, Then};
+use crate::change::{Applied, Change, ClaimKind, LeaseKey, StepEnd, StepRef, Then};
 use crate::decode::{int, text};
 use crate::{Error, Store};
 
@@ -40,7 +40,7 @@ impl Store {
                 deliverable,
                 owner,
                 lease_until,
-                takeover,
+                kind,
                 start,
             } = change
             {
@@ -51,7 +51,7 @@ impl Store {
                     owner,
                     until: lease_until.as_millis(),
                     at: batch.at,
-                    takeover: i64::from(*takeover),
+                    takeover: i64::from(*kind == ClaimKind::Takeover),
                     index: start.as_ref().map(|s| s.index),
                     step: start.as_ref().map(|s| s.name.as_str()),
                 });
@@ -73,7 +73,7 @@ impl Store {
             let Change::Claim {
                 run,
                 deliverable,
-                takeover,
+                kind,
                 start,
                 ..
             } = &changes[i]
@@ -93,7 +93,8 @@ impl Store {
                 NewEvent::deliverable(
                     EventKind::DeliverableStarted,
                     deliverable,
-                    json!({"attempt": attempt, "next_step": next_step, "takeover": takeover}),
+                    json!({"attempt": attempt, "next_step": next_step,
+                           "takeover": *kind == ClaimKind::Takeover}),
                 ),
             );
             if let Some(step) = start.as_ref().filter(|s| s.index == next_step) {
@@ -107,7 +108,7 @@ impl Store {
                     step,
                 });
             }
-            if *takeover {
+            if *kind == ClaimKind::Takeover {
                 taken.push(Target {
                     run: run.as_str(),
                     id: deliverable.as_str(),
@@ -163,6 +164,7 @@ impl Store {
                     _ => None,
                 },
                 complete: Some(i64::from(end.then == Then::Succeed)),
+                index: Some(end.index),
                 at: Some(batch.at),
                 ..Fenced::new(&end.lease)
             })

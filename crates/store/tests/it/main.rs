@@ -58,4 +58,5 @@ contract_tests!(
     a_claim_starts_the_expected_step_with_it,
     a_step_end_starts_the_next_step_or_completes_the_deliverable,
     a_failure_closes_a_step_that_never_ran,
+    a_step_end_applied_twice_is_refused_the_second_time,
 );
