@@ -1,7 +1,6 @@
 //! Real git repositories and real processes.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,33 +9,7 @@ use kamachiq_engine::probe::Point;
 use kamachiq_engine::{Ending, ProcessRunner, Target};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{CrashAt, Harness, LEASE_TTL, plan};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// A repository on `main` with one commit, checked out (as a user's clone would be).
-fn repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    git(dir.path(), &["init", "-q", "-b", "main"]);
-    git(dir.path(), &["config", "user.name", "Test"]);
-    git(dir.path(), &["config", "user.email", "test@example.com"]);
-    std::fs::write(dir.path().join("README.md"), "# service\n").unwrap();
-    git(dir.path(), &["add", "."]);
-    git(dir.path(), &["commit", "-q", "-m", "initial"]);
-    dir
-}
+use crate::support::{CrashAt, Harness, LEASE_TTL, git, plan, repo};
 
 fn runner() -> Arc<ProcessRunner> {
     Arc::new(ProcessRunner {

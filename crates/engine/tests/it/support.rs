@@ -237,25 +237,29 @@ pub fn pairs(items: &[(&str, DeliverableState)]) -> Vec<(String, DeliverableStat
     items.iter().map(|(id, s)| ((*id).to_owned(), *s)).collect()
 }
 
-/// A git repository on `main` with one commit.
+/// Runs git in `dir`; its trimmed stdout.
+pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A repository on `main` with one commit (a README), checked out as a user's clone would be.
 pub fn repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for args in [
-        &["init", "-q", "-b", "main"][..],
-        &["config", "user.name", "Test"],
-        &["config", "user.email", "test@example.com"],
-        &["commit", "-q", "--allow-empty", "-m", "initial"],
-    ] {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    git(dir.path(), &["config", "user.name", "Test"]);
+    git(dir.path(), &["config", "user.email", "test@example.com"]);
+    std::fs::write(dir.path().join("README.md"), "# service\n").unwrap();
+    git(dir.path(), &["add", "."]);
+    git(dir.path(), &["commit", "-q", "-m", "initial"]);
     dir
 }
