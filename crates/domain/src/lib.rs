@@ -1,10 +1,11 @@
-//! kamachiq's domain model: identifiers, the plan of deliverables (parsing and validation), the
+//! kamachiq's domain model: identifiers, roles and permissions, the plan of deliverables (parsing and validation), the
 //! states of runs and deliverables with their legal transitions, failure reasons and events.
 //!
 //! This crate is pure: no I/O, no async, no clock, no database. Everything here is a value or a
 //! function over values, so every rule can be tested exhaustively without a fixture. Every other
 //! kamachiq crate depends on it; it depends on none of them.
 
+pub mod access;
 pub mod event;
 pub mod id;
 mod names;
@@ -14,11 +15,12 @@ pub mod run;
 pub mod state;
 pub mod time;
 
+pub use access::{Permission, Role};
 pub use event::{Event, EventKind};
 pub use id::{DeliverableId, RunId, StepName, TenantId};
 pub use plan::Plan;
 pub use reason::{Reason, ReasonCode};
-pub use state::{DeliverableState, RunState};
+pub use state::{DeliverableState, NotResumable, RunState};
 pub use time::Timestamp;
 
 /// Errors of the domain crate: values that do not satisfy the model's rules.

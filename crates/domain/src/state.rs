@@ -64,6 +64,21 @@ named_enum! {
 }
 
 impl RunState {
+    /// What resuming a run in this state does: the deliverable states put back to pending
+    /// first (empty: just drive it on), or why there is nothing to resume. With
+    /// `retry_failed`, failed and skipped work runs again.
+    pub fn resume(self, retry_failed: bool) -> Result<Vec<DeliverableState>, NotResumable> {
+        use DeliverableState as D;
+        match (self, retry_failed) {
+            (Self::Running, false) => Ok(Vec::new()),
+            (Self::Running | Self::Failed, true) => Ok(vec![D::Failed, D::Skipped]),
+            (Self::Cancelled, false) => Ok(vec![D::Cancelled]),
+            (Self::Cancelled, true) => Ok(vec![D::Cancelled, D::Failed, D::Skipped]),
+            (Self::Failed, false) => Err(NotResumable::FailedNeedsRetry),
+            (Self::Succeeded, _) => Err(NotResumable::Succeeded),
+        }
+    }
+
     pub fn is_terminal(self) -> bool {
         self != Self::Running
     }
@@ -184,4 +199,13 @@ mod tests {
             Some(RunState::Succeeded)
         );
     }
+}
+
+/// Why a run cannot be resumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotResumable {
+    #[error("the run has failed; retry its failed deliverables to run them again")]
+    FailedNeedsRetry,
+    #[error("the run has already succeeded; nothing to resume")]
+    Succeeded,
 }

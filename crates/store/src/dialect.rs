@@ -84,16 +84,30 @@ impl Backend {
 
     fn migrator(self) -> Migrator {
         let files: &[(i64, &str, &'static str)] = match self {
-            Self::Sqlite => &[(
-                20261122000000,
+            Self::Sqlite => &[
+                (
+                    20261122000000,
                 "runs",
                 include_str!("../migrations/sqlite/20261122000000_runs.sql"),
-            )],
-            Self::Postgres => &[(
-                20261122000000,
+                ),
+                (
+                    20261122100000,
+                    "tokens",
+                    include_str!("../migrations/sqlite/20261122100000_tokens.sql"),
+                ),
+            ],
+            Self::Postgres => &[
+                (
+                    20261122000000,
                 "runs",
                 include_str!("../migrations/postgres/20261122000000_runs.sql"),
-            )],
+                ),
+                (
+                    20261122100000,
+                    "tokens",
+                    include_str!("../migrations/postgres/20261122100000_tokens.sql"),
+                ),
+            ],
         };
         Migrator::with_migrations(
             files

@@ -1,5 +1,5 @@
 //! kamachiq's durable state: runs, their deliverables and dependency edges, step attempts and
-//! their output, rollback points, and the event log.
+//! their output, rollback points, the event log, and API tokens.
 //!
 //! One implementation serves SQLite (the embedded default) and PostgreSQL (for many machines),
 //! chosen by the database URL at run time through sqlx's `Any` driver. The SQL is written once
@@ -10,18 +10,22 @@
 //! state change committed together with its event. This crate depends on the domain crate only;
 //! it knows nothing of processes, git or HTTP, and never reads the clock (callers pass times in).
 
+mod analytics;
 mod apply;
 mod change;
 mod decode;
 mod dialect;
 mod runs;
 mod sql;
+mod tokens;
 
 pub use change::{
     Applied, Change, ClaimKind, LeaseKey, Merge, Outcome, Rejected, StepEnd, StepRef, Then, by_run,
 };
 pub use dialect::Backend;
-pub use runs::{EventFilter, NewRun, Purpose, RunControl};
+pub use analytics::{Load, RunCounts, Summary};
+pub use runs::{EventFilter, NewRun, Purpose, RunControl, RunQuery};
+pub use tokens::{NewToken, Token};
 
 use sqlx::AnyPool;
 
@@ -47,6 +51,10 @@ pub enum Error {
         prefix: String,
         matches: Vec<String>,
     },
+    #[error("tenant `{tenant}` already has a live token named `{name}`; revoke it or pick another name")]
+    TokenNameTaken { tenant: String, name: String },
+    #[error("no live token `{0}`")]
+    TokenNotFound(String),
     #[error("stored data does not fit the model: {0}")]
     Corrupt(String),
 }

@@ -26,6 +26,21 @@ pub struct NewRun {
     pub branch: Option<String>,
     pub concurrency: u32,
     pub at: Timestamp,
+    /// The driver that holds the run from birth: a process that submits a run to drive it
+    /// itself takes it at once, so no scheduler picks it up in between. `None` leaves the run
+    /// to whichever scheduler finds it first.
+    pub driver: Option<Lease>,
+    /// Who submitted the run (a token's name), recorded in its `run_started` event.
+    pub submitted_by: Option<String>,
+}
+
+/// Which runs [`Store::runs`] lists.
+#[derive(Clone, Debug, Default)]
+pub struct RunQuery {
+    pub tenant: Option<TenantId>,
+    /// Only runs older than this one (the last id of the previous page).
+    pub before: Option<RunId>,
+    pub limit: u32,
 }
 
 /// The few fields a run's driver polls while it runs.
@@ -56,6 +71,48 @@ impl Store {
     /// Stores a run, its deliverables and their dependency edges in one transaction, with the
     /// `run_started` event. Readiness counters start at the number of dependencies.
     pub async fn create_run(&self, new: &NewRun) -> Result<Event, Error> {
+        self.create_runs(std::slice::from_ref(new))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Corrupt("run_started event was not written".into()))
+    }
+
+    /// Stores several runs in one transaction (one commit for all: this is how a server
+    /// accepts many submissions a second). Returns each run's `run_started` event, in order.
+    pub async fn create_runs(&self, runs: &[NewRun]) -> Result<Vec<Event>, Error> {
+        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        if let Some(lock) = self.backend.event_order_lock() {
+            tx.execute(lock).await?;
+        }
+        let mut started = Vec::with_capacity(runs.len());
+        for new in runs {
+            self.insert_run(&mut tx, new).await?;
+            let event = NewEvent::run(
+                EventKind::RunStarted,
+                json!({
+                    "title": new.plan.title, "deliverables": new.plan.deliverables.len(),
+                    "concurrency": new.concurrency, "repo": new.repo, "branch": new.branch,
+                    "region": new.plan.region, "submitted_by": new.submitted_by,
+                }),
+            );
+            let mut events = self
+                .insert_run_events(&mut tx, new.at, &new.id, vec![event])
+                .await?;
+            started.push(
+                events
+                    .pop()
+                    .ok_or_else(|| Error::Corrupt("run_started event was not written".into()))?,
+            );
+        }
+        tx.commit().await?;
+        Ok(started)
+    }
+
+    async fn insert_run(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        new: &NewRun,
+    ) -> Result<(), Error> {
         let plan_json =
             serde_json::to_string(&new.plan).map_err(|e| Error::Corrupt(e.to_string()))?;
         let graph = Graph::new(&new.plan);
@@ -76,11 +133,6 @@ impl Store {
                     .map(move |dep| json!({"dependency": dep, "dependent": d.id}))
             })
             .collect();
-
-        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
-        if let Some(lock) = self.backend.event_order_lock() {
-            tx.execute(lock).await?;
-        }
         sqlx::query(self.sql.insert_run.sql())
             .bind(new.id.as_str())
             .bind(new.plan.tenant.as_str())
@@ -91,35 +143,23 @@ impl Store {
             .bind(plan_json)
             .bind(i64::from(new.concurrency))
             .bind(new.at.as_millis())
-            .execute(&mut *tx)
+            .bind(new.driver.as_ref().map(|l| l.owner.clone()))
+            .bind(new.driver.as_ref().map(|l| l.expires_at.as_millis()))
+            .execute(&mut **tx)
             .await?;
         sqlx::query(self.sql.insert_deliverables.sql())
             .bind(new.id.as_str())
             .bind(Value::Array(deliverables).to_string())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         if !edges.is_empty() {
             sqlx::query(self.sql.insert_edges.sql())
                 .bind(new.id.as_str())
                 .bind(Value::Array(edges).to_string())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        let started = NewEvent::run(
-            EventKind::RunStarted,
-            json!({
-                "title": new.plan.title, "deliverables": new.plan.deliverables.len(),
-                "concurrency": new.concurrency, "repo": new.repo, "branch": new.branch,
-                "region": new.plan.region,
-            }),
-        );
-        let mut events = self
-            .insert_run_events(&mut tx, new.at, &new.id, vec![started])
-            .await?;
-        tx.commit().await?;
-        events
-            .pop()
-            .ok_or_else(|| Error::Corrupt("run_started event was not written".into()))
+        Ok(())
     }
 
     pub async fn run(&self, id: &RunId) -> Result<Run, Error> {
@@ -200,14 +240,11 @@ impl Store {
     }
 
     /// Runs, newest first, with their deliverables counted by state.
-    pub async fn runs(
-        &self,
-        tenant: Option<&TenantId>,
-        limit: u32,
-    ) -> Result<Vec<RunSummary>, Error> {
+    pub async fn runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, Error> {
         let rows = sqlx::query(self.sql.select_runs.sql())
-            .bind(tenant.map(|t| t.to_string()))
-            .bind(i64::from(limit))
+            .bind(query.tenant.as_ref().map(|t| t.to_string()))
+            .bind(i64::from(query.limit))
+            .bind(query.before.as_ref().map(|r| r.to_string()))
             .fetch_all(&self.pool)
             .await?;
         let mut runs = Vec::with_capacity(rows.len());
@@ -317,6 +354,23 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(decode::event).collect()
+    }
+
+    /// Running runs that no live driver holds (none ever did, or its lease expired), oldest
+    /// first: what a scheduler should drive next.
+    pub async fn runs_awaiting_driver(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<RunId>, Error> {
+        let rows = sqlx::query(self.sql.select_runs_awaiting_driver.sql())
+            .bind(now.as_millis())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(RunId::parse(text(r, "id")?)?))
+            .collect()
     }
 
     /// The sequence number of the run's last event (0 when it has none).

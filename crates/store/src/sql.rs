@@ -28,8 +28,8 @@ macro_rules! statements {
 
 statements! {
     insert_run = "INSERT INTO runs (id, tenant, region, title, repo, branch, state, plan, concurrency, \
-        cancel_requested, created_at, updated_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, 'running', $7, $8, 0, $9, $9)";
+        cancel_requested, driver, driver_expires_at, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, 'running', $7, $8, 0, $10, $11, $9, $9)";
 
     insert_deliverables = "INSERT INTO deliverables (run_id, id, position, state, waiting_on) \
         SELECT $1, value ->> 'id', CAST(value ->> 'position' AS BIGINT), 'pending', \
@@ -170,7 +170,7 @@ statements! {
         WHERE id = $1 AND state = 'running' AND cancel_requested = 0 RETURNING id";
 
     finish_run = "UPDATE runs SET state = $2, finished_at = $3, updated_at = $3, driver = NULL, \
-        driver_expires_at = NULL WHERE id = $1 AND state = 'running' RETURNING id";
+        driver_expires_at = NULL WHERE id = $1 AND state = 'running' RETURNING id, created_at";
 
     reopen_run = "UPDATE runs SET state = 'running', finished_at = NULL, updated_at = $2, \
         cancel_requested = CASE WHEN state = 'cancelled' THEN 0 ELSE cancel_requested END \
@@ -205,7 +205,50 @@ statements! {
     select_latest_run = "SELECT id FROM runs ORDER BY created_at DESC, id DESC LIMIT 1";
 
     select_runs = "SELECT id, tenant, title, state, created_at, finished_at FROM runs \
-        WHERE ($1 IS NULL OR tenant = $1) ORDER BY created_at DESC, id DESC LIMIT $2";
+        WHERE ($1 IS NULL OR tenant = $1) \
+        AND ($3 IS NULL OR (created_at, id) < (SELECT created_at, id FROM runs WHERE id = $3)) \
+        ORDER BY created_at DESC, id DESC LIMIT $2";
+
+    select_runs_awaiting_driver = "SELECT id FROM runs \
+        WHERE state = 'running' AND (driver IS NULL OR driver_expires_at < $1) \
+        ORDER BY id LIMIT $2";
+
+    insert_token = "INSERT INTO tokens (id, tenant, name, roles, hash, created_at) \
+        VALUES ($1, $2, $3, $4, $5, $6)";
+
+    select_live_token_by_hash = "SELECT id, tenant, name, roles, created_at, revoked_at FROM tokens \
+        WHERE hash = $1 AND revoked_at IS NULL";
+
+    select_tokens = "SELECT id, tenant, name, roles, created_at, revoked_at FROM tokens \
+        WHERE ($1 IS NULL OR tenant = $1) ORDER BY created_at, id";
+
+    revoke_token = "UPDATE tokens SET revoked_at = $3 \
+        WHERE id = $1 AND ($2 IS NULL OR tenant = $2) AND revoked_at IS NULL \
+        RETURNING id, tenant, name, roles, created_at, revoked_at";
+
+    count_live_tokens = "SELECT COUNT(*) AS n FROM tokens WHERE revoked_at IS NULL";
+
+    summary_runs = "SELECT state, COUNT(*) AS n, \
+        CAST(COALESCE(SUM(finished_at - created_at), 0) AS BIGINT) AS ms FROM runs \
+        WHERE tenant = $1 GROUP BY state";
+
+    summary_deliverables = "SELECT d.state, COUNT(*) AS n FROM deliverables d \
+        JOIN runs r ON r.id = d.run_id WHERE r.tenant = $1 GROUP BY d.state";
+
+    summary_usage = "SELECT CAST(COALESCE(SUM(s.tokens), 0) AS BIGINT) AS tokens, \
+        CAST(COALESCE(SUM(s.cost_micro_usd), 0) AS BIGINT) AS cost FROM step_attempts s \
+        JOIN runs r ON r.id = s.run_id WHERE r.tenant = $1";
+
+    summary_handoffs_avoided = "SELECT COUNT(*) AS n FROM deliverables d \
+        JOIN runs r ON r.id = d.run_id WHERE r.tenant = $1 AND d.state = 'succeeded' \
+        AND NOT EXISTS (SELECT 1 FROM events e WHERE e.run_id = d.run_id \
+            AND e.deliverable = d.id AND e.kind = 'deliverable_reopened')";
+
+    select_queue_depth = "SELECT COUNT(*) AS n FROM deliverables d JOIN runs r ON r.id = d.run_id \
+        WHERE r.state = 'running' AND d.state = 'pending' AND d.waiting_on = 0";
+
+    select_deliverable_totals = "SELECT d.state, COUNT(*) AS n FROM deliverables d \
+        JOIN runs r ON r.id = d.run_id WHERE r.state = 'running' GROUP BY d.state";
 
     select_counts = "SELECT run_id, state, COUNT(*) AS n FROM deliverables \
         WHERE run_id IN (SELECT value ->> 'id' FROM json_rows($1)) GROUP BY run_id, state";

@@ -7,6 +7,7 @@ use serde_saphyr::Spanned;
 use super::problem::{Problem, ProblemKind, Problems};
 use super::raw::{OutlinePlan, RawPlan};
 use super::{Plan, validate};
+use crate::id::TenantId;
 
 /// The syntax a plan is written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +41,9 @@ pub struct Source {
     pub name: String,
     pub text: String,
     pub format: Format,
+    /// The tenant submitting the plan: a plan that names no tenant is theirs, and a plan that
+    /// names another is refused. `None` (a local file) takes the plan's tenant as written.
+    pub tenant: Option<TenantId>,
 }
 
 impl Source {
@@ -48,6 +52,15 @@ impl Source {
             name: name.into(),
             text: text.into(),
             format,
+            tenant: None,
+        }
+    }
+
+    /// The same source, submitted by `tenant`.
+    pub fn for_tenant(self, tenant: TenantId) -> Self {
+        Self {
+            tenant: Some(tenant),
+            ..self
         }
     }
 }
@@ -57,7 +70,7 @@ pub(super) fn parse(source: &Source) -> Result<Plan, Problems> {
         Format::Yaml => read_yaml(source)?,
         Format::Json => read_json(source)?,
     };
-    validate::validate(raw, &source.name)
+    validate::validate(raw, &source.name, source.tenant.as_ref())
 }
 
 fn read_yaml(source: &Source) -> Result<RawPlan, Problems> {

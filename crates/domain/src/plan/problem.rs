@@ -51,6 +51,8 @@ pub enum ProblemKind {
         /// The cycle, first node repeated at the end: `a -> b -> a`.
         path: Vec<DeliverableId>,
     },
+    #[error("the plan is for tenant `{plan}`, but it was submitted for tenant `{submitter}`")]
+    ForeignTenant { plan: String, submitter: String },
     #[error("no steps: a deliverable needs at least one step to run")]
     NoSteps,
     #[error("step `{step}` has an empty command")]

@@ -104,18 +104,34 @@ impl Checker<'_> {
     }
 }
 
-pub(super) fn validate(raw: RawPlan, file: &str) -> Result<Plan, Problems> {
+pub(super) fn validate(
+    raw: RawPlan,
+    file: &str,
+    submitter: Option<&TenantId>,
+) -> Result<Plan, Problems> {
     let mut c = Checker {
         file,
         problems: Vec::new(),
     };
 
-    let tenant = match &raw.tenant {
-        None => TenantId::parse(DEFAULT_TENANT).ok(),
-        Some(t) => TenantId::parse(t.value.clone())
+    let tenant = match (&raw.tenant, submitter) {
+        (None, Some(submitter)) => Some(submitter.clone()),
+        (None, None) => TenantId::parse(DEFAULT_TENANT).ok(),
+        (Some(t), _) => TenantId::parse(t.value.clone())
             .map_err(|e| c.name_problem(At::default().on(t).field("tenant"), e))
             .ok(),
     };
+    if let (Some(t), Some(plan), Some(submitter)) = (&raw.tenant, &tenant, submitter)
+        && plan != submitter
+    {
+        c.report(
+            At::default().on(t).field("tenant"),
+            ProblemKind::ForeignTenant {
+                plan: plan.to_string(),
+                submitter: submitter.to_string(),
+            },
+        );
+    }
     let region = match &raw.region {
         None => DEFAULT_REGION.to_owned(),
         Some(r) => {

@@ -135,12 +135,16 @@ impl Store {
                         .bind(at)
                         .fetch_optional(&mut **tx)
                         .await?;
-                    if hit.is_some() {
+                    if let Some(row) = hit {
+                        let created_at = crate::decode::int(&row, "created_at")?;
                         batch.results[i] = Ok(Applied::Done);
                         batch.events.push(
                             i,
                             run,
-                            NewEvent::run(EventKind::RunFinished, json!({"state": state})),
+                            NewEvent::run(
+                                EventKind::RunFinished,
+                                json!({"state": state, "duration_ms": (at - created_at).max(0)}),
+                            ),
                         );
                     }
                 }

@@ -59,4 +59,9 @@ contract_tests!(
     a_step_end_starts_the_next_step_or_completes_the_deliverable,
     a_failure_closes_a_step_that_never_ran,
     a_step_end_applied_twice_is_refused_the_second_time,
+    tokens_are_found_by_hash_until_revoked,
+    summary_counts_one_tenants_runs,
+    load_counts_work_in_flight,
+    runs_awaiting_a_driver_skip_live_leases,
+    runs_submitted_together_are_stored_together,
 );

@@ -1,8 +1,10 @@
 //! The store contract, run against SQLite and PostgreSQL (see `main.rs`).
 
+mod access;
 mod runs;
 mod steps;
 
+pub use access::*;
 pub use runs::*;
 pub use steps::*;
 
@@ -53,6 +55,8 @@ pub(super) async fn create(store: &Store, plan: Plan) -> RunId {
             branch: Some("main".into()),
             concurrency: 4,
             at: t(0),
+            driver: None,
+            submitted_by: None,
         })
         .await
         .unwrap();

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use kamachiq_domain::run::StepState;
 use kamachiq_domain::{DeliverableState, EventKind, Reason, ReasonCode, RunId, RunState, TenantId};
-use kamachiq_store::{Applied, Change, EventFilter, LeaseKey, Purpose, Rejected, Store};
+use kamachiq_store::{
+    Applied, Change, EventFilter, LeaseKey, Purpose, Rejected, RunQuery, Store,
+};
 
 use super::*;
 
@@ -213,16 +215,37 @@ pub async fn runs_resolve_by_prefix_and_list_newest_first(store: Store) {
         Err(kamachiq_store::Error::RunNotFound(_))
     ));
 
-    let all = store.runs(None, 10).await.unwrap();
+    let all = store.runs(&query(None, None, 10)).await.unwrap();
     let ids: Vec<&RunId> = all.iter().map(|r| &r.id).collect();
     assert_eq!(ids, [&second, &first]);
     assert_eq!(all[0].counts.total, 2);
     assert_eq!(all[0].counts.pending, 2);
     let b = TenantId::parse("tenant-b").unwrap();
-    let only_b = store.runs(Some(&b), 10).await.unwrap();
+    let only_b = store.runs(&query(Some(&b), None, 10)).await.unwrap();
     assert_eq!(only_b.len(), 1);
     assert_eq!(only_b[0].id, second);
-    assert_eq!(store.runs(None, 1).await.unwrap().len(), 1);
+    assert_eq!(store.runs(&query(None, None, 1)).await.unwrap().len(), 1);
+    let next_page = store
+        .runs(&query(None, Some(&second), 10))
+        .await
+        .unwrap();
+    let ids: Vec<&RunId> = next_page.iter().map(|r| &r.id).collect();
+    assert_eq!(ids, [&first]);
+    assert!(
+        store
+            .runs(&query(None, Some(&first), 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn query(tenant: Option<&TenantId>, before: Option<&RunId>, limit: u32) -> RunQuery {
+    RunQuery {
+        tenant: tenant.cloned(),
+        before: before.cloned(),
+        limit,
+    }
 }
 
 pub async fn reopen_puts_failed_work_back_with_fresh_counters(store: Store) {
