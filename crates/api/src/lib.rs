@@ -1,18 +1,26 @@
-//! kamachiq's wire types: what `--json` prints and what the HTTP API sends. Views are built
+//! kamachiq's wire types: what `--json` prints and what the HTTP API sends and accepts, with
+//! their OpenAPI schemas. Views are built
 //! from domain records and never expose storage details (lease owners are shown, SQL never is).
 //!
 //! Field names are a contract: scripts read them. Add fields freely; never rename or remove one.
 //! Depends on the domain crate only.
 
-use kamachiq_domain::plan::{Plan, Problem};
+use kamachiq_domain::plan::Plan;
 use kamachiq_domain::run::{DeliverableStatus, Run, RunSummary, StateCounts, StepAttempt};
 use kamachiq_domain::{DeliverableState, Reason, RunState, Timestamp};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+mod http;
+pub mod schema;
+
+pub use http::*;
 
 /// A run with its deliverables (`kamachiq status RUN --json`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RunView {
     pub id: String,
+    #[schema(value_type = schema::RunState)]
     pub state: RunState,
     pub tenant: String,
     pub region: String,
@@ -24,23 +32,28 @@ pub struct RunView {
     pub cancel_requested: bool,
     /// The process driving the run, while one does.
     pub driver: Option<DriverView>,
+    #[schema(value_type = schema::Timestamp)]
     pub created_at: Timestamp,
+    #[schema(value_type = Option<schema::Timestamp>)]
     pub finished_at: Option<Timestamp>,
+    #[schema(value_type = schema::StateCounts)]
     pub counts: StateCounts,
     pub deliverables: Vec<DeliverableView>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DriverView {
     pub owner: String,
+    #[schema(value_type = schema::Timestamp)]
     pub lease_expires_at: Timestamp,
 }
 
 /// A deliverable of a run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DeliverableView {
     pub id: String,
     pub title: String,
+    #[schema(value_type = schema::DeliverableState)]
     pub state: DeliverableState,
     /// How many times a driver started it (more than 1 after a takeover or a retry of the run).
     pub attempts: u32,
@@ -50,44 +63,55 @@ pub struct DeliverableView {
     pub current_step: Option<String>,
     pub steps_done: u32,
     pub steps_total: u32,
+    #[schema(value_type = Option<schema::Reason>)]
     pub reason: Option<Reason>,
     /// The deliverable's branch while it exists (failed deliverables keep theirs).
     pub branch: Option<String>,
     pub merge_commit: Option<String>,
+    #[schema(value_type = Option<schema::Timestamp>)]
     pub started_at: Option<Timestamp>,
+    #[schema(value_type = Option<schema::Timestamp>)]
     pub finished_at: Option<Timestamp>,
     pub steps: Vec<StepAttemptView>,
 }
 
 /// One attempt of one step.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StepAttemptView {
     pub step: String,
     pub index: u32,
     pub attempt: u32,
+    #[schema(value_type = schema::StepState)]
     pub state: kamachiq_domain::run::StepState,
     pub exit_code: Option<i32>,
+    #[schema(value_type = Option<schema::Reason>)]
     pub reason: Option<Reason>,
     pub output_bytes: u64,
+    #[schema(value_type = schema::Timestamp)]
     pub started_at: Timestamp,
+    #[schema(value_type = Option<schema::Timestamp>)]
     pub finished_at: Option<Timestamp>,
 }
 
 /// A row of `kamachiq runs --json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RunSummaryView {
     pub id: String,
+    #[schema(value_type = schema::RunState)]
     pub state: RunState,
     pub tenant: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    #[schema(value_type = schema::Timestamp)]
     pub created_at: Timestamp,
+    #[schema(value_type = Option<schema::Timestamp>)]
     pub finished_at: Option<Timestamp>,
+    #[schema(value_type = schema::StateCounts)]
     pub counts: StateCounts,
 }
 
 /// The result of `kamachiq plan validate --json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ValidationView {
     pub valid: bool,
     pub file: String,
@@ -101,7 +125,7 @@ pub struct ValidationView {
 }
 
 /// One problem in a plan, located.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProblemView {
     pub file: String,
     pub line: Option<u64>,
@@ -111,8 +135,8 @@ pub struct ProblemView {
     pub message: String,
 }
 
-impl From<&Problem> for ProblemView {
-    fn from(p: &Problem) -> Self {
+impl From<&kamachiq_domain::plan::Problem> for ProblemView {
+    fn from(p: &kamachiq_domain::plan::Problem) -> Self {
         Self {
             file: p.file.clone(),
             line: p.line,
@@ -136,7 +160,7 @@ impl ValidationView {
         }
     }
 
-    pub fn invalid<'a>(file: &str, problems: impl IntoIterator<Item = &'a Problem>) -> Self {
+    pub fn invalid<'a>(file: &str, problems: impl IntoIterator<Item = &'a kamachiq_domain::plan::Problem>) -> Self {
         Self {
             valid: false,
             file: file.to_owned(),

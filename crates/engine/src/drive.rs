@@ -298,7 +298,8 @@ async fn acquire(
             expires_at: lease.expires_at,
         });
     }
-    if driven_before || run.driver.is_some() {
+    // A run leased to this engine at submission is starting, not resuming.
+    if driven_before || run.driver.as_ref().is_some_and(|l| l.owner != me) {
         inner
             .committer
             .commit(Change::Resumed {

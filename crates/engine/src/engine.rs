@@ -92,6 +92,28 @@ pub enum CancelOutcome {
     AlreadyFinished(RunState),
 }
 
+/// Who drives a submitted run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrivenBy {
+    /// The submitter, which calls [`Engine::drive`] next: the run is leased to this engine
+    /// from birth, so no scheduler takes it in between.
+    Submitter,
+    /// Whichever [`crate::Scheduler`] finds it first.
+    Scheduler,
+}
+
+/// A plan to run, with where and how.
+#[derive(Clone, Debug)]
+pub struct Submission {
+    pub plan: Plan,
+    /// Where deliverables merge (`None`: no repository; steps run in a scratch directory).
+    pub target: Option<Target>,
+    pub concurrency: u32,
+    /// Who asked for the run (a token's name), for the record.
+    pub submitted_by: Option<String>,
+    pub driven_by: DrivenBy,
+}
+
 /// The engine. Cheap to clone; all clones share one writer.
 #[derive(Clone, Debug)]
 pub struct Engine {
@@ -109,6 +131,10 @@ pub(crate) struct Inner {
     pub owner: Owner,
     pub events: broadcast::Sender<Event>,
     pub merge_locks: MergeLocks,
+    /// Stores submissions in batches; started on first use.
+    pub intake: std::sync::OnceLock<crate::intake::Intake>,
+    /// Woken when a run is submitted for a scheduler.
+    pub submitted: tokio::sync::Notify,
     /// Resolves when the writer has committed its last batch and stopped.
     pub writer_done: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
@@ -129,6 +155,8 @@ impl Engine {
                 owner: Owner::current(),
                 events,
                 merge_locks: MergeLocks::default(),
+                intake: std::sync::OnceLock::new(),
+                submitted: tokio::sync::Notify::new(),
                 writer_done: std::sync::Mutex::new(Some(writer_done)),
             }),
         })
@@ -136,6 +164,11 @@ impl Engine {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The time, from the engine's clock.
+    pub fn now(&self) -> kamachiq_domain::Timestamp {
+        self.inner.clock.now()
     }
 
     /// This engine's identity as a lease holder.
@@ -149,31 +182,59 @@ impl Engine {
         self.inner.events.subscribe()
     }
 
-    /// Stores a validated plan as a new run. `target` is where deliverables merge (`None`: no
-    /// repository; steps run in a scratch directory).
+    /// Stores a validated plan as a new run, to be driven by the caller. `target` is where
+    /// deliverables merge (`None`: no repository; steps run in a scratch directory).
     pub async fn submit(
         &self,
         plan: Plan,
         target: Option<&Target>,
         concurrency: u32,
     ) -> Result<RunId, Error> {
+        self.submit_run(Submission {
+            plan,
+            target: target.cloned(),
+            concurrency,
+            submitted_by: None,
+            driven_by: DrivenBy::Submitter,
+        })
+        .await
+    }
+
+    /// Stores a submission as a new run. Concurrent submissions share a transaction.
+    pub async fn submit_run(&self, submission: Submission) -> Result<RunId, Error> {
         // A lowercase ULID is 26 letters and digits: always a valid run id.
         #[allow(clippy::expect_used)]
         let id = RunId::parse(ulid::Ulid::generate().to_string().to_lowercase())
             .expect("a lowercase ULID is a valid run id");
+        let now = self.inner.clock.now();
+        let driver = match submission.driven_by {
+            DrivenBy::Submitter => Some(kamachiq_domain::run::Lease {
+                owner: self.inner.owner.to_string(),
+                expires_at: now.plus(self.inner.options.lease_ttl),
+            }),
+            DrivenBy::Scheduler => None,
+        };
+        let target = submission.target.as_ref();
+        let new = NewRun {
+            id: id.clone(),
+            plan: submission.plan,
+            repo: target.map(|t| t.repo.to_string_lossy().into_owned()),
+            branch: target.map(|t| t.branch.clone()),
+            concurrency: submission.concurrency.max(1),
+            at: now,
+            driver,
+            submitted_by: submission.submitted_by,
+        };
         let event = self
             .inner
-            .store
-            .create_run(&NewRun {
-                id: id.clone(),
-                plan,
-                repo: target.map(|t| t.repo.to_string_lossy().into_owned()),
-                branch: target.map(|t| t.branch.clone()),
-                concurrency: concurrency.max(1),
-                at: self.inner.clock.now(),
-            })
+            .intake
+            .get_or_init(|| crate::intake::Intake::start(self.inner.store.clone()))
+            .submit(new)
             .await?;
         let _ = self.inner.events.send(event);
+        if submission.driven_by == DrivenBy::Scheduler {
+            self.inner.submitted.notify_one();
+        }
         Ok(id)
     }
 
@@ -245,6 +306,12 @@ impl Engine {
         }
         crate::drive::settle(self, run).await?;
         Ok(CancelOutcome::Cancelled)
+    }
+
+    /// Whether a run's driver may still be alive (its lease has not expired and it is not a
+    /// process of this host that has exited): if so, the run is its to drive.
+    pub fn lease_is_live(&self, lease: &kamachiq_domain::run::Lease) -> bool {
+        self.driver_alive(lease)
     }
 
     /// Whether the lease holder may still be alive: its lease has not expired, and it is not a

@@ -18,9 +18,11 @@ mod committer;
 mod drive;
 mod engine;
 mod git;
+mod intake;
 mod owner;
 pub mod probe;
 mod runner;
+mod scheduler;
 mod workspace;
 
 use std::path::PathBuf;
@@ -28,13 +30,14 @@ use std::sync::Arc;
 
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use committer::{Committed, Committer};
-pub use engine::{CancelOutcome, Ending, Engine, EngineOptions, Parts};
+pub use engine::{CancelOutcome, DrivenBy, Ending, Engine, EngineOptions, Parts, Submission};
 pub use git::Identity;
 pub use owner::Owner;
 pub use runner::{
     BoxFuture, Exit, NoopRunner, ProcessRunner, Runner, StepOutcome, StepSpec, kill_all_steps,
     read_capped, reap_orphans,
 };
+pub use scheduler::{Scheduler, SchedulerOptions};
 pub use workspace::{MergeOutcome, Target};
 
 use kamachiq_domain::{RunId, RunState, Timestamp};

@@ -1,0 +1,103 @@
+//! OpenAPI schemas for the domain types the views carry. The domain crate knows nothing of
+//! OpenAPI, so each gets a schema-only marker here, built from the type's own list of names:
+//! a state or code added to the domain shows up in the spec without anyone remembering to.
+
+use std::borrow::Cow;
+
+use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, KnownFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
+
+macro_rules! name_schema {
+    ($(#[doc = $doc:literal])* $marker:ident for $ty:ty) => {
+        $(#[doc = $doc])*
+        #[derive(Debug)]
+        pub struct $marker;
+
+        impl utoipa::PartialSchema for $marker {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(concat!($($doc),*).trim()))
+                    .enum_values(Some(<$ty>::ALL.iter().map(|v| v.as_str())))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $marker {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed(stringify!($ty))
+            }
+        }
+    };
+}
+
+name_schema!(
+    /// The state of a run.
+    RunState for kamachiq_domain::RunState
+);
+name_schema!(
+    /// The state of a deliverable.
+    DeliverableState for kamachiq_domain::DeliverableState
+);
+name_schema!(
+    /// How one attempt of a step ended, or that it is still running.
+    StepState for kamachiq_domain::run::StepState
+);
+name_schema!(
+    /// Why a deliverable or step did not succeed.
+    ReasonCode for kamachiq_domain::ReasonCode
+);
+name_schema!(
+    /// What an event records.
+    EventKind for kamachiq_domain::EventKind
+);
+name_schema!(
+    /// A role an API token holds.
+    Role for kamachiq_domain::Role
+);
+
+/// A UTC time, RFC 3339 with milliseconds.
+#[derive(Debug)]
+pub struct Timestamp;
+
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("A UTC time, RFC 3339."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Timestamp {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Timestamp")
+    }
+}
+
+/// Why a deliverable or step did not succeed.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(as = Reason)]
+#[allow(dead_code)]
+pub struct Reason {
+    #[schema(value_type = ReasonCode)]
+    code: String,
+    /// What happened, for people.
+    detail: String,
+}
+
+/// Deliverables counted by state.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(as = StateCounts)]
+#[allow(dead_code)]
+pub struct StateCounts {
+    total: u32,
+    pending: u32,
+    running: u32,
+    succeeded: u32,
+    failed: u32,
+    skipped: u32,
+    blocked: u32,
+    cancelled: u32,
+}

@@ -1,0 +1,68 @@
+//! The OpenAPI document, generated from the handlers' annotations and the api crate's types.
+//! The committed `openapi.json` must equal it; a test fails when they differ.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{analytics, events, plans, system, tokens, workflows};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "kamachiq",
+        description = "The control plane for autonomous software delivery: plans of deliverables run as durable workflows, with tenants, tokens, an event stream and metrics. Every error is `application/problem+json` with a stable `code`.",
+        license(name = "Apache-2.0"),
+    ),
+    paths(
+        system::health,
+        system::ready,
+        system::metrics,
+        system::openapi_json,
+        plans::execute,
+        workflows::list,
+        workflows::show,
+        workflows::cancel,
+        workflows::resume,
+        analytics::runs,
+        analytics::summary,
+        events::stream,
+        tokens::list,
+        tokens::create,
+        tokens::revoke,
+    ),
+    modifiers(&Bearer),
+    tags(
+        (name = "runs", description = "Submit plans and follow, cancel and resume their runs"),
+        (name = "analytics", description = "Run history and the KPI summary"),
+        (name = "events", description = "The event stream"),
+        (name = "tokens", description = "API tokens of the caller's tenant"),
+        (name = "system", description = "Probes, metrics and this document"),
+    )
+)]
+struct Api;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A token from `kamachiq token create` or `POST /v1/tokens`",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The API's OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = Api::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}

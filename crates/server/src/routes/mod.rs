@@ -1,0 +1,67 @@
+//! The routes, one module per resource. Paths are the ones the runbooks call.
+
+pub mod analytics;
+pub mod events;
+pub mod plans;
+pub mod system;
+pub mod tokens;
+pub mod workflows;
+
+use axum::Router;
+use axum::http::{Method, Uri};
+use axum::routing::{delete, get, post};
+use kamachiq_domain::run::Run;
+use kamachiq_domain::{RunId, TenantId};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(system::health))
+        .route("/ready", get(system::ready))
+        .route("/metrics", get(system::metrics))
+        .route("/v1/openapi.json", get(system::openapi_json))
+        .route("/v1/plans/execute", post(plans::execute))
+        .route("/v1/workflows", get(workflows::list))
+        .route("/v1/workflows/{id}", get(workflows::show))
+        .route("/v1/workflows/{id}/cancel", post(workflows::cancel))
+        .route("/v1/workflows/{id}/resume", post(workflows::resume))
+        .route("/v1/kamachiq/runs", get(analytics::runs))
+        .route("/v1/kamachiq/summary", get(analytics::summary))
+        .route("/v1/events", get(events::stream))
+        .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/{id}", delete(tokens::revoke))
+}
+
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NoRoute(uri.path().to_owned())
+}
+
+pub async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
+/// The caller's run `id`. Another tenant's run is "not found", exactly like a run that does
+/// not exist: a token cannot learn which ids other tenants use.
+pub async fn own_run(state: &AppState, caller: &Caller, id: &str) -> Result<Run, ApiError> {
+    let run_id = RunId::parse(id).map_err(|_| ApiError::run_not_found(id))?;
+    let run = state.engine().store().run(&run_id).await?;
+    if run.tenant != caller.tenant {
+        return Err(ApiError::run_not_found(id));
+    }
+    Ok(run)
+}
+
+/// The tenant a request names in `tenant_id`, which must be the caller's (the default).
+pub fn own_tenant(caller: &Caller, named: Option<&str>) -> Result<TenantId, ApiError> {
+    match named {
+        None => Ok(caller.tenant.clone()),
+        Some(t) if t == caller.tenant.as_str() => Ok(caller.tenant.clone()),
+        Some(t) => Err(ApiError::NotFound {
+            what: "tenant",
+            id: t.to_owned(),
+        }),
+    }
+}

@@ -1,0 +1,222 @@
+//! `/v1/workflows`: the tenant's runs, one run in full, cancel and resume (seed 000).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use kamachiq_api::{
+    CancelOutcomeView, CancelView, Problem, ResumeRequest, ResumeView, RunLinks, RunPage,
+    RunSummaryView, RunView, RunsParams,
+};
+use kamachiq_domain::{NotResumable, RunId, RunState};
+use kamachiq_engine::CancelOutcome;
+use kamachiq_store::RunQuery;
+
+use crate::auth::{Authorized, Operate, Read};
+use crate::error::ApiError;
+use crate::extract::{OptionalJson, Query};
+use crate::routes::{own_run, own_tenant};
+use crate::state::AppState;
+
+/// Runs listed per page when the request names no limit.
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+
+/// The tenant's runs, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/workflows", tag = "runs",
+    security(("bearer" = [])),
+    params(RunsParams),
+    responses(
+        (status = 200, description = "A page of runs", body = RunPage),
+        (status = 400, description = "Bad query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token has no reading role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`tenant_id` is not the token's tenant", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    auth: Authorized<Read>,
+    State(state): State<AppState>,
+    Query(params): Query<RunsParams>,
+) -> Result<Json<RunPage>, ApiError> {
+    page(&state, &auth.caller, &params).await.map(Json)
+}
+
+/// One page of the caller's runs.
+pub async fn page(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    params: &RunsParams,
+) -> Result<RunPage, ApiError> {
+    let tenant = own_tenant(caller, params.tenant_id.as_deref())?;
+    let limit = match params.limit {
+        None => DEFAULT_PAGE,
+        Some(n @ 1..=MAX_PAGE) => n,
+        Some(n) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                Some("limit".to_owned()),
+                format!("limit must be between 1 and {MAX_PAGE} (got {n})"),
+            ));
+        }
+    };
+    let before = match &params.before {
+        None => None,
+        Some(id) => Some(RunId::parse(id.as_str()).map_err(|e| {
+            ApiError::bad_request("invalid_query", Some("before".to_owned()), e.to_string())
+        })?),
+    };
+    let runs = state
+        .engine()
+        .store()
+        .runs(&RunQuery {
+            tenant: Some(tenant),
+            before,
+            limit,
+        })
+        .await?;
+    let next_before = (runs.len() == limit as usize)
+        .then(|| runs.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(RunPage {
+        runs: runs.iter().map(RunSummaryView::from).collect(),
+        next_before,
+    })
+}
+
+/// A run with its deliverables and their step attempts.
+#[utoipa::path(get, path = "/v1/workflows/{id}", tag = "runs",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The run id")),
+    responses(
+        (status = 200, description = "The run", body = RunView),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token has no reading role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run for this tenant", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn show(
+    auth: Authorized<Read>,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RunView>, ApiError> {
+    let run = own_run(&state, &auth.caller, &id).await?;
+    let store = state.engine().store();
+    let (deliverables, attempts) = tokio::try_join!(
+        store.deliverables(&run.id),
+        store.step_attempts(&run.id, None)
+    )?;
+    Ok(Json(RunView::new(&run, &deliverables, &attempts)))
+}
+
+/// Cancels a run: its driver stops every step and marks the unfinished work cancelled.
+#[utoipa::path(post, path = "/v1/workflows/{id}/cancel", tag = "runs",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The run id")),
+    responses(
+        (status = 202, description = "The run's driver was asked to cancel it", body = CancelView),
+        (status = 200, description = "Cancelled here, or already finished", body = CancelView),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the `operator` role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run for this tenant", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn cancel(
+    auth: Authorized<Operate>,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<CancelView>), ApiError> {
+    let run = own_run(&state, &auth.caller, &id).await?;
+    tracing::info!(run = %run.id, by = %auth.caller.name, "cancel requested");
+    let outcome = state.engine().cancel(&run.id).await?;
+    let run_id = run.id.to_string();
+    Ok(match outcome {
+        CancelOutcome::Requested { driver } => (
+            StatusCode::ACCEPTED,
+            Json(CancelView {
+                run_id,
+                outcome: CancelOutcomeView::Requested,
+                driver: Some(driver),
+                state: None,
+            }),
+        ),
+        CancelOutcome::Cancelled => (
+            StatusCode::OK,
+            Json(CancelView {
+                run_id,
+                outcome: CancelOutcomeView::Cancelled,
+                driver: None,
+                state: Some(RunState::Cancelled),
+            }),
+        ),
+        CancelOutcome::AlreadyFinished(state) => (
+            StatusCode::OK,
+            Json(CancelView {
+                run_id,
+                outcome: CancelOutcomeView::AlreadyFinished,
+                driver: None,
+                state: Some(state),
+            }),
+        ),
+    })
+}
+
+/// Resumes a run: an interrupted run is driven on; with `retry_failed`, failed and skipped
+/// deliverables run again (steps that passed are kept); a cancelled run's cancelled work runs
+/// again.
+#[utoipa::path(post, path = "/v1/workflows/{id}/resume", tag = "runs",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The run id")),
+    request_body(content = Option<ResumeRequest>, content_type = "application/json"),
+    responses(
+        (status = 202, description = "A scheduler drives the run next", body = ResumeView),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the `operator` role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run for this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The run is driven by a live process, or has nothing to resume", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad body", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn resume(
+    auth: Authorized<Operate>,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    OptionalJson(request): OptionalJson<ResumeRequest>,
+) -> Result<(StatusCode, Json<ResumeView>), ApiError> {
+    let run = own_run(&state, &auth.caller, &id).await?;
+    let reopen = run.state.resume(request.retry_failed).map_err(|e| {
+        let code = match e {
+            NotResumable::FailedNeedsRetry => "run_failed",
+            NotResumable::Succeeded => "run_succeeded",
+        };
+        ApiError::Conflict {
+            code,
+            detail: match e {
+                NotResumable::FailedNeedsRetry => format!(
+                    "run {} has failed; send {{\"retry_failed\": true}} to run its failed deliverables again",
+                    run.id
+                ),
+                NotResumable::Succeeded => e.to_string(),
+            },
+        }
+    })?;
+    if let Some(driver) = &run.driver
+        && state.engine().lease_is_live(driver)
+    {
+        return Err(ApiError::Conflict {
+            code: "run_busy",
+            detail: format!(
+                "run {} is being driven by {} (lease until {}); it continues there",
+                run.id, driver.owner, driver.expires_at
+            ),
+        });
+    }
+    tracing::info!(run = %run.id, by = %auth.caller.name, ?reopen, "resume requested");
+    state
+        .scheduler()
+        .resume(run.id.clone(), reopen.clone())
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ResumeView {
+            run_id: run.id.to_string(),
+            reopen,
+            links: RunLinks::for_run(run.id.as_str()),
+        }),
+    ))
+}

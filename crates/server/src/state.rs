@@ -1,0 +1,123 @@
+//! What every handler shares: the engine, the scheduler, the token cache, the event feed and
+//! the metrics. Built once by [`AppState::start`]; cheap to clone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kamachiq_engine::{Engine, Scheduler, SchedulerOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::TokenCache;
+use crate::feed::Feed;
+use crate::metrics::Metrics;
+use crate::routes::analytics::SummaryCache;
+
+/// Largest request body accepted by default (a plan of a few thousand deliverables fits).
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Tunables of the server.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Largest request body, in bytes.
+    pub body_limit: usize,
+    /// How long a token lookup is remembered.
+    pub token_cache_ttl: Duration,
+    /// How long a tenant's summary is reused while its runs change.
+    pub summary_ttl: Duration,
+    /// Concurrency of a submitted run that asks for none.
+    pub default_concurrency: u32,
+    pub scheduler: SchedulerOptions,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            body_limit: DEFAULT_BODY_LIMIT,
+            token_cache_ttl: Duration::from_secs(5),
+            summary_ttl: Duration::from_millis(500),
+            default_concurrency: 4,
+            scheduler: SchedulerOptions::default(),
+        }
+    }
+}
+
+/// The server's shared state.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    engine: Engine,
+    scheduler: Scheduler,
+    tokens: TokenCache,
+    feed: Feed,
+    metrics: Metrics,
+    summaries: SummaryCache,
+    stopping: CancellationToken,
+    options: ServerOptions,
+}
+
+impl AppState {
+    /// Starts the scheduler (which resumes every run in flight) and the event feed.
+    pub async fn start(engine: Engine, options: ServerOptions) -> Result<Self, crate::Error> {
+        let stopping = CancellationToken::new();
+        let metrics = Metrics::new();
+        let feed = Feed::start(engine.clone(), metrics.clone(), stopping.clone()).await?;
+        let scheduler = Scheduler::start(engine.clone(), options.scheduler.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                tokens: TokenCache::new(options.token_cache_ttl),
+                summaries: SummaryCache::new(options.summary_ttl),
+                engine,
+                scheduler,
+                feed,
+                metrics,
+                stopping,
+                options,
+            }),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.inner.scheduler
+    }
+
+    pub(crate) fn tokens(&self) -> &TokenCache {
+        &self.inner.tokens
+    }
+
+    pub(crate) fn feed(&self) -> &Feed {
+        &self.inner.feed
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn summaries(&self) -> &SummaryCache {
+        &self.inner.summaries
+    }
+
+    pub fn options(&self) -> &ServerOptions {
+        &self.inner.options
+    }
+
+    /// Fires when the server begins to stop: event streams end, readiness fails.
+    pub fn stopping(&self) -> &CancellationToken {
+        &self.inner.stopping
+    }
+
+    /// Stops: ends event streams, hands every driven run back (running steps are stopped and
+    /// re-run by the next driver) and waits for that at most `deadline`. Returns whether
+    /// everything was handed back in time.
+    pub async fn shutdown(&self, deadline: Duration) -> bool {
+        self.inner.stopping.cancel();
+        self.inner.scheduler.shutdown(deadline).await
+    }
+}
