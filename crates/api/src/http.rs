@@ -142,6 +142,9 @@ pub struct ResumeView {
     /// Deliverable states put back to pending before driving.
     #[schema(value_type = Vec<schema::DeliverableState>)]
     pub reopen: Vec<DeliverableState>,
+    /// The run's last event before the resume: follow `/v1/events` after it to see what the
+    /// resume does.
+    pub since: i64,
     pub links: RunLinks,
 }
 

@@ -32,6 +32,15 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
 
+    /// Act on a kamachiq server instead of the local store (runs, status, cancel, resume,
+    /// run). Also KAMACHIQ_SERVER.
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// API token for --server. Prefer KAMACHIQ_TOKEN: a flag shows in the process list.
+    #[arg(long, global = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -57,6 +66,13 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Continue a run that was interrupted (or, with --retry-failed, retry what failed).
     Resume(ResumeArgs),
+    /// Serve the HTTP API, the scheduler and a worker on this store: runs submitted over HTTP
+    /// and runs left in flight (by a crash, or a `kamachiq run` that was killed) are driven
+    /// here. Ctrl-C or SIGTERM stops taking work and hands running work back.
+    Serve(ServeArgs),
+    /// Manage API tokens in the local store (run it where the server's database is).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Measure the engine: run a generated plan through the real engine and store.
     Bench(BenchArgs),
     /// Check or print the configuration.
@@ -87,6 +103,48 @@ pub struct RunArgs {
     /// Print machine-readable events (one JSON object per line) instead of the live display.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (default from configuration: 127.0.0.1:8200).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret, once. Only a hash of the secret is stored.
+    Create {
+        /// The tenant whose data the token reaches.
+        #[arg(long)]
+        tenant: String,
+        /// Who or what uses it (`ci`, `alice`); unique among the tenant's live tokens.
+        #[arg(long)]
+        name: String,
+        /// A role; repeat for several: viewer, operator, admin, tech-lead, ops-lead,
+        /// product-lead, exec-sponsor, metrics.
+        #[arg(long = "role", required = true, value_name = "ROLE")]
+        roles: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (never their secrets), revoked ones included.
+    List {
+        /// Only this tenant's tokens.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: it stops working at once on this store's servers (within seconds on
+    /// a server that cached it).
+    Revoke {
+        /// The token's id (from `kamachiq token list`).
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,6 +26,22 @@ pub struct Raw {
     pub engine: RawEngine,
     #[serde(default)]
     pub git: RawGit,
+    #[serde(default)]
+    pub server: RawServer,
+    /// A kamachiq server for the CLI to act on, instead of the local store.
+    pub server_url: Option<String>,
+    /// The token for `server_url`. Only from the environment or a flag: a secret does not
+    /// belong in a file that may be committed.
+    #[serde(skip)]
+    pub token: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub max_runs: Option<u32>,
+    pub shutdown_grace: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -60,6 +76,13 @@ impl Raw {
                 author_name: over.git.author_name.or(self.git.author_name),
                 author_email: over.git.author_email.or(self.git.author_email),
             },
+            server: RawServer {
+                listen: over.server.listen.or(self.server.listen),
+                max_runs: over.server.max_runs.or(self.server.max_runs),
+                shutdown_grace: over.server.shutdown_grace.or(self.server.shutdown_grace),
+            },
+            server_url: over.server_url.or(self.server_url),
+            token: over.token.or(self.token),
         }
     }
 }
@@ -77,6 +100,16 @@ pub struct Config {
     pub kill_grace: Duration,
     pub author_name: String,
     pub author_email: String,
+    /// Where `kamachiq serve` listens.
+    pub listen: std::net::SocketAddr,
+    /// Most runs a server drives at once.
+    pub max_runs: u32,
+    /// How long a stopping server waits for its runs to be handed back.
+    pub shutdown_grace: Duration,
+    /// The server the CLI acts on (`None`: the local store).
+    pub server_url: Option<String>,
+    /// The token for `server_url`; never printed.
+    pub token: Option<String>,
     /// Where the values came from, for `config validate`.
     pub sources: Vec<String>,
 }
@@ -92,6 +125,11 @@ impl std::fmt::Debug for Config {
             .field("lease_ttl", &self.lease_ttl)
             .field("heartbeat", &self.heartbeat)
             .field("kill_grace", &self.kill_grace)
+            .field("listen", &self.listen)
+            .field("max_runs", &self.max_runs)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("server_url", &self.server_url)
+            .field("token", &self.token.as_ref().map(|_| "***"))
             .field("sources", &self.sources)
             .finish_non_exhaustive()
     }
@@ -112,7 +150,7 @@ impl Config {
 }
 
 /// The environment variables kamachiq reads, with the key each sets.
-const ENV_KEYS: [(&str, &str); 10] = [
+const ENV_KEYS: [(&str, &str); 15] = [
     ("KAMACHIQ_HOME", "home"),
     ("KAMACHIQ_DATABASE_URL", "database_url"),
     ("KAMACHIQ_CONCURRENCY", "concurrency"),
@@ -122,6 +160,11 @@ const ENV_KEYS: [(&str, &str); 10] = [
     ("KAMACHIQ_ENGINE_KILL_GRACE", "engine.kill_grace"),
     ("KAMACHIQ_GIT_AUTHOR_NAME", "git.author_name"),
     ("KAMACHIQ_GIT_AUTHOR_EMAIL", "git.author_email"),
+    ("KAMACHIQ_SERVER_LISTEN", "server.listen"),
+    ("KAMACHIQ_SERVER_MAX_RUNS", "server.max_runs"),
+    ("KAMACHIQ_SERVER_SHUTDOWN_GRACE", "server.shutdown_grace"),
+    ("KAMACHIQ_SERVER", "server_url"),
+    ("KAMACHIQ_TOKEN", "token"),
     ("KAMACHIQ_CONFIG", "(configuration file)"),
 ];
 
@@ -188,14 +231,15 @@ fn read_file(path: &Path) -> anyhow::Result<(PathBuf, Raw)> {
 }
 
 fn from_env(value: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Raw> {
-    let concurrency = match value("KAMACHIQ_CONCURRENCY") {
-        None => None,
-        Some(v) => Some(v.trim().parse::<u32>().map_err(|_| {
-            InvalidInput::new(format!(
-                "KAMACHIQ_CONCURRENCY: expected a whole number, got `{v}`"
-            ))
-        })?),
+    let number = |name: &str| -> anyhow::Result<Option<u32>> {
+        match value(name) {
+            None => Ok(None),
+            Some(v) => Ok(Some(v.trim().parse::<u32>().map_err(|_| {
+                InvalidInput::new(format!("{name}: expected a whole number, got `{v}`"))
+            })?)),
+        }
     };
+    let concurrency = number("KAMACHIQ_CONCURRENCY")?;
     Ok(Raw {
         home: value("KAMACHIQ_HOME"),
         database_url: value("KAMACHIQ_DATABASE_URL"),
@@ -210,6 +254,13 @@ fn from_env(value: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Raw> {
             author_name: value("KAMACHIQ_GIT_AUTHOR_NAME"),
             author_email: value("KAMACHIQ_GIT_AUTHOR_EMAIL"),
         },
+        server: RawServer {
+            listen: value("KAMACHIQ_SERVER_LISTEN"),
+            max_runs: number("KAMACHIQ_SERVER_MAX_RUNS")?,
+            shutdown_grace: value("KAMACHIQ_SERVER_SHUTDOWN_GRACE"),
+        },
+        server_url: value("KAMACHIQ_SERVER"),
+        token: value("KAMACHIQ_TOKEN"),
     })
 }
 
@@ -291,6 +342,42 @@ fn validate(raw: Raw, sources: Vec<String>) -> anyhow::Result<Config> {
         raw.engine.kill_grace.as_deref(),
         Duration::from_secs(5),
     )?;
+    let listen_text = raw.server.listen.as_deref().unwrap_or("127.0.0.1:8200");
+    let listen = listen_text.trim().parse().map_err(|_| {
+        InvalidInput::new(format!(
+            "server.listen: `{listen_text}` is not an address and port (write e.g. `127.0.0.1:8200`)"
+        ))
+    })?;
+    let max_runs = raw.server.max_runs.unwrap_or(16);
+    if !(1..=4096).contains(&max_runs) {
+        return Err(InvalidInput::new(format!(
+            "server.max_runs: must be between 1 and 4096, got {max_runs}"
+        ))
+        .into());
+    }
+    let shutdown_grace = duration(
+        "server.shutdown_grace",
+        raw.server.shutdown_grace.as_deref(),
+        Duration::from_secs(30),
+    )?;
+    let server_url = match raw.server_url {
+        None => None,
+        Some(url) => {
+            let trimmed = url.trim().trim_end_matches('/').to_owned();
+            if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) {
+                return Err(InvalidInput::new(format!(
+                    "server: `{url}` is not an http:// or https:// URL"
+                ))
+                .into());
+            }
+            Some(trimmed)
+        }
+    };
+    if let Some(token) = &raw.token
+        && token.trim().is_empty()
+    {
+        return Err(InvalidInput::new("token: must not be empty").into());
+    }
     Ok(Config {
         home,
         database_url: raw.database_url,
@@ -304,6 +391,11 @@ fn validate(raw: Raw, sources: Vec<String>) -> anyhow::Result<Config> {
             .git
             .author_email
             .unwrap_or_else(|| "kamachiq@localhost".to_owned()),
+        listen,
+        max_runs,
+        shutdown_grace,
+        server_url,
+        token: raw.token.map(|t| t.trim().to_owned()),
         sources,
     })
 }
@@ -333,6 +425,10 @@ pub fn example() -> String {
             "error, warn, info, debug or trace. (KAMACHIQ_LOG_LEVEL)",
             "log_level = \"warn\"",
         ),
+        (
+            "A kamachiq server for runs/status/cancel/resume/run to act on instead of the local store; --server. The token comes from KAMACHIQ_TOKEN or --token, never from this file. (KAMACHIQ_SERVER)",
+            "# server_url = \"http://127.0.0.1:8200\"",
+        ),
     ] {
         out.push_str(&format!("# {comment}\n{line}\n\n"));
     }
@@ -349,6 +445,23 @@ pub fn example() -> String {
         (
             "Between SIGTERM and SIGKILL when a step is stopped. (KAMACHIQ_ENGINE_KILL_GRACE)",
             "kill_grace = \"5s\"",
+        ),
+    ] {
+        out.push_str(&format!("# {comment}\n{line}\n\n"));
+    }
+    out.push_str("[server]\n");
+    for (comment, line) in [
+        (
+            "Where `kamachiq serve` listens. (KAMACHIQ_SERVER_LISTEN)",
+            "listen = \"127.0.0.1:8200\"",
+        ),
+        (
+            "Most runs the server drives at once; more wait their turn. (KAMACHIQ_SERVER_MAX_RUNS)",
+            "max_runs = 16",
+        ),
+        (
+            "On Ctrl-C or SIGTERM, how long to wait for running work to be handed back. (KAMACHIQ_SERVER_SHUTDOWN_GRACE)",
+            "shutdown_grace = \"30s\"",
         ),
     ] {
         out.push_str(&format!("# {comment}\n{line}\n\n"));

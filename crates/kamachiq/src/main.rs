@@ -3,6 +3,7 @@
 //! crates; errors end as a message on stderr and an exit code that scripts can tell apart.
 
 mod cli;
+mod client;
 mod commands;
 mod config;
 mod output;
@@ -72,6 +73,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         home: cli.home.as_ref().map(|p| p.display().to_string()),
         database_url: cli.database_url.clone(),
         log_level: cli.log_level.clone(),
+        server_url: cli.server.clone(),
+        token: cli.token.clone(),
+        server: config::RawServer {
+            listen: match &cli.command {
+                Command::Serve(args) => args.listen.clone(),
+                _ => None,
+            },
+            ..config::RawServer::default()
+        },
         concurrency: match &cli.command {
             Command::Run(args) => args.concurrency,
             _ => None,
@@ -87,6 +97,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         .with_ansi(console::colors_enabled_stderr())
         .init();
 
+    if let Some(client) = commands::remote::client(&config)? {
+        match &cli.command {
+            Command::Run(args) => return commands::remote::run(&client, &config, args).await,
+            Command::Runs(args) => return commands::remote::runs(&client, args).await,
+            Command::Status(args) => return commands::remote::status(&client, args).await,
+            Command::Cancel(args) => return commands::remote::cancel(&client, args).await,
+            Command::Resume(args) => return commands::remote::resume(&client, args).await,
+            Command::Logs(_) => {
+                return Err(InvalidInput::new(
+                    "`kamachiq logs` reads the local store; run it where the server's database is (without --server)",
+                )
+                .into());
+            }
+            _ => {}
+        }
+    }
     match &cli.command {
         Command::Demo(args) => commands::demo::demo(&config, args).await,
         Command::Run(args) => commands::run::run(&config, args).await,
@@ -98,6 +124,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Logs(args) => commands::inspect::logs(&config, args).await,
         Command::Cancel(args) => commands::cancel::cancel(&config, args).await,
         Command::Resume(args) => commands::run::resume(&config, args).await,
+        Command::Serve(_) => commands::serve::serve(&config).await,
+        Command::Token(command) => commands::token::token(&config, command).await,
         Command::Bench(args) => commands::bench::bench(&config, args).await,
         Command::Config(ConfigCommand::Validate) => Ok(commands::config::validate(&config)),
         Command::Config(ConfigCommand::Example) => Ok(commands::config::print_example()),

@@ -23,6 +23,7 @@ use axum::extract::DefaultBodyLimit;
 pub use auth::{Caller, hash_secret, new_secret};
 pub use error::ApiError;
 pub use openapi::openapi;
+pub use routes::tokens::{check_name as check_token_name, view as token_view};
 pub use state::{AppState, ServerOptions};
 
 /// Errors of starting the server.

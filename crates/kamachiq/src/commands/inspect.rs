@@ -4,6 +4,7 @@ use kamachiq_api::{RunSummaryView, RunView};
 use kamachiq_domain::run::StepState;
 use kamachiq_domain::{DeliverableId, TenantId, Timestamp};
 use kamachiq_engine::read_capped;
+use kamachiq_store::RunQuery;
 
 use crate::cli::{LogsArgs, RunsArgs, StatusArgs};
 use crate::commands::{open_store, resolve_run, run_view};
@@ -18,7 +19,13 @@ pub async fn runs(config: &Config, args: &RunsArgs) -> anyhow::Result<u8> {
         ),
         None => None,
     };
-    let runs = store.runs(tenant.as_ref(), args.limit).await?;
+    let runs = store
+        .runs(&RunQuery {
+            tenant,
+            before: None,
+            limit: args.limit,
+        })
+        .await?;
     let views: Vec<RunSummaryView> = runs.iter().map(RunSummaryView::from).collect();
     if args.json {
         output::json_pretty(&views);
@@ -28,6 +35,12 @@ pub async fn runs(config: &Config, args: &RunsArgs) -> anyhow::Result<u8> {
         output::note(format!("no runs yet in {}", config.database_url_display()));
         return Ok(exit::OK);
     }
+    print_runs(&views);
+    Ok(exit::OK)
+}
+
+/// The table of `kamachiq runs`.
+pub fn print_runs(views: &[RunSummaryView]) {
     let mut table = output::table(&[
         "run",
         "state",
@@ -37,7 +50,7 @@ pub async fn runs(config: &Config, args: &RunsArgs) -> anyhow::Result<u8> {
         "created (utc)",
         "title",
     ]);
-    for r in &views {
+    for r in views {
         table.add_row(vec![
             r.id.clone(),
             r.state.to_string(),
@@ -49,7 +62,6 @@ pub async fn runs(config: &Config, args: &RunsArgs) -> anyhow::Result<u8> {
         ]);
     }
     output::line(table);
-    Ok(exit::OK)
 }
 
 pub async fn status(config: &Config, args: &StatusArgs) -> anyhow::Result<u8> {
@@ -64,7 +76,7 @@ pub async fn status(config: &Config, args: &StatusArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-fn print_status(view: &RunView) {
+pub fn print_status(view: &RunView) {
     output::line(format!("run       {}", view.id));
     if let Some(title) = &view.title {
         output::line(format!("title     {title}"));
@@ -232,7 +244,7 @@ pub async fn logs(config: &Config, args: &LogsArgs) -> anyhow::Result<u8> {
 }
 
 /// `2026-11-22 10:04:05` for tables.
-fn short_time(t: Timestamp) -> String {
+pub fn short_time(t: Timestamp) -> String {
     let text = t.to_string();
     text.get(..19).map_or(text.clone(), |s| s.replace('T', " "))
 }

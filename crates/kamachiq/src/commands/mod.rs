@@ -7,7 +7,10 @@ pub mod config;
 pub mod demo;
 pub mod inspect;
 pub mod plan;
+pub mod remote;
 pub mod run;
+pub mod serve;
+pub mod token;
 
 use std::path::Path;
 use std::sync::Arc;

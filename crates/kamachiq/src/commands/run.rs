@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kamachiq_domain::{DeliverableState, RunState};
+use kamachiq_domain::NotResumable;
 use kamachiq_engine::Target;
 
 use crate::cli::{ResumeArgs, RunArgs};
@@ -83,29 +83,26 @@ pub async fn resume(config: &Config, args: &ResumeArgs) -> anyhow::Result<u8> {
     let run = resolve_run(&store, &args.run).await?;
     let stored = store.run(&run).await?;
     let engine = engine(config, store)?;
-    let reopen = match (stored.state, args.retry_failed) {
-        (RunState::Running, false) => None,
-        (RunState::Running | RunState::Failed, true) => Some(vec![DeliverableState::Failed, DeliverableState::Skipped]),
-        (RunState::Cancelled, retry) => Some(if retry {
-            vec![DeliverableState::Cancelled, DeliverableState::Failed, DeliverableState::Skipped]
-        } else {
-            vec![DeliverableState::Cancelled]
-        }),
-        (RunState::Failed, false) => {
+    let reopen = match stored.state.resume(args.retry_failed) {
+        Ok(reopen) => reopen,
+        Err(NotResumable::FailedNeedsRetry) => {
             return Err(InvalidInput::new(format!(
                 "run {run} has failed; `kamachiq resume {run} --retry-failed` runs its failed deliverables again"
             ))
-            .into())
+            .into());
         }
-        (RunState::Succeeded, _) => {
-            return Err(InvalidInput::new(format!("run {run} has already succeeded; nothing to resume")).into())
+        Err(NotResumable::Succeeded) => {
+            return Err(InvalidInput::new(format!(
+                "run {run} has already succeeded; nothing to resume"
+            ))
+            .into());
         }
     };
     let since = store_since(&engine, &run).await?;
     let events = engine.subscribe();
     let drive = Drive {
         events,
-        reopen: reopen.unwrap_or_default(),
+        reopen,
         since,
     };
     drive_with_display(&engine, &run, Mode::pick(args.json), drive).await

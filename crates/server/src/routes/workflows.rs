@@ -206,6 +206,7 @@ pub async fn resume(
             ),
         });
     }
+    let since = state.engine().store().last_event_seq(&run.id).await?;
     tracing::info!(run = %run.id, by = %auth.caller.name, ?reopen, "resume requested");
     state
         .scheduler()
@@ -216,6 +217,7 @@ pub async fn resume(
         Json(ResumeView {
             run_id: run.id.to_string(),
             reopen,
+            since,
             links: RunLinks::for_run(run.id.as_str()),
         }),
     ))
