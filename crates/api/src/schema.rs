@@ -25,7 +25,7 @@ macro_rules! name_schema {
 
         impl utoipa::ToSchema for $marker {
             fn name() -> Cow<'static, str> {
-                Cow::Borrowed(stringify!($ty))
+                Cow::Borrowed(stringify!($marker))
             }
         }
     };

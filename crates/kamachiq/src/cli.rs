@@ -70,6 +70,8 @@ pub enum Command {
     /// and runs left in flight (by a crash, or a `kamachiq run` that was killed) are driven
     /// here. Ctrl-C or SIGTERM stops taking work and hands running work back.
     Serve(ServeArgs),
+    /// Print the HTTP API's OpenAPI document (the one `GET /v1/openapi.json` serves).
+    Openapi,
     /// Manage API tokens in the local store (run it where the server's database is).
     #[command(subcommand)]
     Token(TokenCommand),

@@ -125,6 +125,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Cancel(args) => commands::cancel::cancel(&config, args).await,
         Command::Resume(args) => commands::run::resume(&config, args).await,
         Command::Serve(_) => commands::serve::serve(&config).await,
+        Command::Openapi => {
+            output::line(kamachiq_server::openapi_json().trim_end());
+            Ok(exit::OK)
+        }
         Command::Token(command) => commands::token::token(&config, command).await,
         Command::Bench(args) => commands::bench::bench(&config, args).await,
         Command::Config(ConfigCommand::Validate) => Ok(commands::config::validate(&config)),

@@ -373,6 +373,14 @@ impl Store {
             .collect()
     }
 
+    /// The sequence number of the last event of any run (0 when there is none).
+    pub async fn latest_event_seq(&self) -> Result<i64, Error> {
+        let row = sqlx::query(self.sql.select_latest_event_seq.sql())
+            .fetch_one(&self.pool)
+            .await?;
+        int(&row, "seq")
+    }
+
     /// The sequence number of the run's last event (0 when it has none).
     pub async fn last_event_seq(&self, run: &RunId) -> Result<i64, Error> {
         let row = sqlx::query(self.sql.select_last_event_seq.sql())

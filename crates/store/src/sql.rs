@@ -226,6 +226,8 @@ statements! {
         WHERE id = $1 AND ($2 IS NULL OR tenant = $2) AND revoked_at IS NULL \
         RETURNING id, tenant, name, roles, created_at, revoked_at";
 
+    select_latest_event_seq = "SELECT COALESCE(MAX(seq), 0) AS seq FROM events";
+
     count_live_tokens = "SELECT COUNT(*) AS n FROM tokens WHERE revoked_at IS NULL";
 
     summary_runs = "SELECT state, COUNT(*) AS n, \
