@@ -242,7 +242,10 @@ pub enum BenchStep {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
     /// Deliverables in the generated plan.
     #[arg(long, default_value_t = 1000)]
     pub deliverables: u32,
@@ -259,6 +262,20 @@ pub struct BenchArgs {
     pub concurrency: Option<u32>,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Fill the configured store with finished runs (for the API load benchmark,
+    /// benches/api.sh): each a three-deliverable chain, committed in batches.
+    Seed {
+        /// How many runs to add.
+        #[arg(long, default_value_t = 10_000)]
+        runs: u32,
+        /// The tenant that owns them.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

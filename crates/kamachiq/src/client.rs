@@ -70,7 +70,12 @@ impl Client {
         let text = response.text().await.unwrap_or_default();
         let message = match serde_json::from_str::<Problem>(&text) {
             Ok(p) => {
-                let mut m = format!("the server answered {}: {} ({})", status.as_u16(), p.detail, p.code);
+                let mut m = format!(
+                    "the server answered {}: {} ({})",
+                    status.as_u16(),
+                    p.detail,
+                    p.code
+                );
                 if let Some(field) = &p.field {
                     m.push_str(&format!(" [field: {field}]"));
                 }
@@ -96,10 +101,12 @@ impl Client {
 
     async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> anyhow::Result<T> {
         let response = self.send(request).await?;
-        response
-            .json()
-            .await
-            .with_context(|| format!("the server at {} sent an answer kamachiq cannot read", self.base))
+        response.json().await.with_context(|| {
+            format!(
+                "the server at {} sent an answer kamachiq cannot read",
+                self.base
+            )
+        })
     }
 
     pub async fn runs(&self, params: &RunsParams) -> anyhow::Result<RunPage> {
@@ -239,4 +246,3 @@ impl Client {
         }
     }
 }
-

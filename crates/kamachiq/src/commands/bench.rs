@@ -18,7 +18,7 @@ use kamachiq_store::Store;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{BenchArgs, BenchStep, BenchStore, Shape};
+use crate::cli::{BenchArgs, BenchCommand, BenchStep, BenchStore, Shape};
 use crate::config::Config;
 use crate::{InvalidInput, exit, output};
 
@@ -38,6 +38,9 @@ struct Report {
 }
 
 pub async fn bench(config: &Config, args: &BenchArgs) -> anyhow::Result<u8> {
+    if let Some(BenchCommand::Seed { runs, tenant }) = &args.command {
+        return seed(config, *runs, tenant).await;
+    }
     let n = args.deliverables;
     if !(3..=1_000_000).contains(&n) {
         return Err(InvalidInput::new("--deliverables must be between 3 and 1000000").into());
@@ -302,4 +305,57 @@ mod tests {
         assert_eq!(e[3], vec![0, 1]);
         assert_eq!(e[5], vec![2, 0]);
     }
+}
+
+/// Adds `runs` finished runs of `tenant` to the configured store, 500 per transaction.
+async fn seed(config: &Config, runs: u32, tenant: &str) -> anyhow::Result<u8> {
+    if !(1..=1_000_000).contains(&runs) {
+        return Err(InvalidInput::new("--runs must be between 1 and 1000000").into());
+    }
+    let tenant =
+        TenantId::parse(tenant).map_err(|e| InvalidInput::new(format!("--tenant: {e}")))?;
+    let mut plan = generate(Shape::Chain, 3)?;
+    plan.tenant = tenant;
+    plan.title = Some("seeded".into());
+    let store = crate::commands::open_store(config).await?;
+    let started = Instant::now();
+    let at = kamachiq_domain::Timestamp::from_system_time(std::time::SystemTime::now());
+    let mut left = runs;
+    while left > 0 {
+        let batch = left.min(500);
+        let new: Vec<kamachiq_store::NewRun> = (0..batch)
+            .map(|_| {
+                Ok(kamachiq_store::NewRun {
+                    id: kamachiq_domain::RunId::parse(
+                        ulid::Ulid::generate().to_string().to_lowercase(),
+                    )?,
+                    plan: plan.clone(),
+                    repo: None,
+                    branch: None,
+                    concurrency: 1,
+                    at,
+                    driver: None,
+                    submitted_by: Some("bench seed".into()),
+                })
+            })
+            .collect::<Result<_, kamachiq_domain::Error>>()?;
+        store.create_runs(&new).await?;
+        let finish: Vec<kamachiq_store::Change> = new
+            .iter()
+            .map(|r| kamachiq_store::Change::FinishRun {
+                run: r.id.clone(),
+                state: RunState::Succeeded,
+            })
+            .collect();
+        store
+            .apply(at.plus(Duration::from_secs(1)), &finish)
+            .await?;
+        left -= batch;
+    }
+    output::line(format!(
+        "added {runs} finished runs to {} in {:.1}s",
+        config.database_url_display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(exit::OK)
 }

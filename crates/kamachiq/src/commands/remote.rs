@@ -71,7 +71,9 @@ pub async fn cancel(client: &Client, args: &CancelArgs) -> anyhow::Result<u8> {
             "already_finished",
             format!(
                 "run {id} had already {}; nothing to cancel",
-                answer.state.map_or_else(|| "finished".to_owned(), |s| s.to_string())
+                answer
+                    .state
+                    .map_or_else(|| "finished".to_owned(), |s| s.to_string())
             ),
             exit::OK,
         ),
@@ -123,9 +125,8 @@ pub async fn resume(client: &Client, args: &ResumeArgs) -> anyhow::Result<u8> {
 pub async fn run(client: &Client, config: &Config, args: &RunArgs) -> anyhow::Result<u8> {
     // Validate here first: problems are shown with this file's name and lines.
     let plan = super::plan::load(&args.plan)?;
-    let text = std::fs::read_to_string(&args.plan).map_err(|e| {
-        InvalidInput::new(format!("cannot read {}: {e}", args.plan.display()))
-    })?;
+    let text = std::fs::read_to_string(&args.plan)
+        .map_err(|e| InvalidInput::new(format!("cannot read {}: {e}", args.plan.display())))?;
     let repo = match (&args.repo, &plan.repo) {
         (Some(repo), _) => Some(server_path(repo)?),
         (None, Some(repo)) => {

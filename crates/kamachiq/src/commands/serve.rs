@@ -39,7 +39,9 @@ pub async fn serve(config: &Config) -> anyhow::Result<u8> {
     let stopping = state.stopping().clone();
     let signals = tokio::spawn(async move {
         wait_for_signal().await;
-        output::note("stopping: no new work is taken; running work is being handed back (Ctrl-C again to quit at once)");
+        output::note(
+            "stopping: no new work is taken; running work is being handed back (Ctrl-C again to quit at once)",
+        );
         stopping.cancel();
         wait_for_signal().await;
         let killed = kamachiq_engine::kill_all_steps();

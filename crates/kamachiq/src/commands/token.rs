@@ -6,8 +6,8 @@ use kamachiq_server::token_view;
 use kamachiq_store::NewToken;
 
 use crate::cli::TokenCommand;
-use crate::commands::open_store;
 use crate::commands::inspect::short_time;
+use crate::commands::open_store;
 use crate::config::Config;
 use crate::{InvalidInput, exit, output};
 
@@ -101,10 +101,19 @@ async fn list(config: &Config, tenant: Option<&str>, json: bool) -> anyhow::Resu
         return Ok(exit::OK);
     }
     if tokens.is_empty() {
-        output::note("no tokens yet; create one with `kamachiq token create --tenant T --name N --role R`");
+        output::note(
+            "no tokens yet; create one with `kamachiq token create --tenant T --name N --role R`",
+        );
         return Ok(exit::OK);
     }
-    let mut table = output::table(&["id", "tenant", "name", "roles", "created (utc)", "revoked (utc)"]);
+    let mut table = output::table(&[
+        "id",
+        "tenant",
+        "name",
+        "roles",
+        "created (utc)",
+        "revoked (utc)",
+    ]);
     for t in &tokens {
         table.add_row(vec![
             t.id.clone(),
@@ -122,7 +131,11 @@ async fn list(config: &Config, tenant: Option<&str>, json: bool) -> anyhow::Resu
 async fn revoke(config: &Config, id: &str, json: bool) -> anyhow::Result<u8> {
     let store = open_store(config).await?;
     let token = store
-        .revoke_token(id, None, Timestamp::from_system_time(std::time::SystemTime::now()))
+        .revoke_token(
+            id,
+            None,
+            Timestamp::from_system_time(std::time::SystemTime::now()),
+        )
         .await
         .map_err(|e| match e {
             kamachiq_store::Error::TokenNotFound(_) => {
@@ -142,5 +155,9 @@ async fn revoke(config: &Config, id: &str, json: bool) -> anyhow::Result<u8> {
 }
 
 fn roles_text(roles: &[Role]) -> String {
-    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
