@@ -160,7 +160,10 @@ impl ValidationView {
         }
     }
 
-    pub fn invalid<'a>(file: &str, problems: impl IntoIterator<Item = &'a kamachiq_domain::plan::Problem>) -> Self {
+    pub fn invalid<'a>(
+        file: &str,
+        problems: impl IntoIterator<Item = &'a kamachiq_domain::plan::Problem>,
+    ) -> Self {
         Self {
             valid: false,
             file: file.to_owned(),

@@ -258,6 +258,11 @@ impl Engine {
 
     /// Cancels `run`: asks its driver, or, when nobody drives it, cancels it here.
     pub async fn cancel(&self, run: &RunId) -> Result<CancelOutcome, Error> {
+        self.cancel_by(run, None).await
+    }
+
+    /// [`Engine::cancel`], recording who asked.
+    pub async fn cancel_by(&self, run: &RunId, by: Option<String>) -> Result<CancelOutcome, Error> {
         let store = &self.inner.store;
         let control = store.run_control(run).await?;
         if control.state.is_terminal() {
@@ -265,7 +270,10 @@ impl Engine {
         }
         self.inner
             .committer
-            .commit(Change::RequestCancel { run: run.clone() })
+            .commit(Change::RequestCancel {
+                run: run.clone(),
+                by,
+            })
             .await?;
         if let Some(driver) = &control.driver
             && self.driver_alive(driver)

@@ -193,7 +193,9 @@ struct Drives {
 }
 
 impl Drives {
-    async fn next(&mut self) -> Option<(RunId, Result<Result<Ending, Error>, tokio::task::JoinError>)> {
+    async fn next(
+        &mut self,
+    ) -> Option<(RunId, Result<Result<Ending, Error>, tokio::task::JoinError>)> {
         let joined = self.set.join_next_with_id().await?;
         let id = match &joined {
             Ok((id, _)) => *id,

@@ -110,9 +110,11 @@ pub enum Change {
     Released {
         lease: LeaseKey,
     },
-    /// Ask the run's driver to cancel it.
+    /// Ask the run's driver to cancel it. `by` names who asked (a token's name), for the
+    /// record in the `cancel_requested` event.
     RequestCancel {
         run: RunId,
+        by: Option<String>,
     },
     /// Cancel every deliverable of the run that has not started.
     CancelWaiting {

@@ -87,8 +87,8 @@ impl Backend {
             Self::Sqlite => &[
                 (
                     20261122000000,
-                "runs",
-                include_str!("../migrations/sqlite/20261122000000_runs.sql"),
+                    "runs",
+                    include_str!("../migrations/sqlite/20261122000000_runs.sql"),
                 ),
                 (
                     20261122100000,
@@ -99,8 +99,8 @@ impl Backend {
             Self::Postgres => &[
                 (
                     20261122000000,
-                "runs",
-                include_str!("../migrations/postgres/20261122000000_runs.sql"),
+                    "runs",
+                    include_str!("../migrations/postgres/20261122000000_runs.sql"),
                 ),
                 (
                     20261122100000,

@@ -19,11 +19,11 @@ mod runs;
 mod sql;
 mod tokens;
 
+pub use analytics::{Load, RunCounts, Summary};
 pub use change::{
     Applied, Change, ClaimKind, LeaseKey, Merge, Outcome, Rejected, StepEnd, StepRef, Then, by_run,
 };
 pub use dialect::Backend;
-pub use analytics::{Load, RunCounts, Summary};
 pub use runs::{EventFilter, NewRun, Purpose, RunControl, RunQuery};
 pub use tokens::{NewToken, Token};
 
@@ -51,7 +51,9 @@ pub enum Error {
         prefix: String,
         matches: Vec<String>,
     },
-    #[error("tenant `{tenant}` already has a live token named `{name}`; revoke it or pick another name")]
+    #[error(
+        "tenant `{tenant}` already has a live token named `{name}`; revoke it or pick another name"
+    )]
     TokenNameTaken { tenant: String, name: String },
     #[error("no live token `{0}`")]
     TokenNotFound(String),

@@ -52,10 +52,12 @@ impl Store {
                 created_at: new.at,
                 revoked_at: None,
             }),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::TokenNameTaken {
-                tenant: new.tenant.to_string(),
-                name: new.name.clone(),
-            }),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(Error::TokenNameTaken {
+                    tenant: new.tenant.to_string(),
+                    name: new.name.clone(),
+                })
+            }
             Err(e) => Err(e.into()),
         }
     }

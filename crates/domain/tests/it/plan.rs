@@ -359,13 +359,13 @@ fn a_repeated_step_name_is_found_even_next_to_another_problem() {
 fn a_submitted_plan_belongs_to_its_submitters_tenant() {
     let tenant = kamachiq_domain::TenantId::parse("tenant-a").unwrap();
     let text = "deliverables:\n  - id: a\n    steps: [{name: dev, run: 'true'}]\n";
-    let plan = Plan::parse(&Source::new("body", text, Format::Yaml).for_tenant(tenant.clone()))
-        .unwrap();
+    let plan =
+        Plan::parse(&Source::new("body", text, Format::Yaml).for_tenant(tenant.clone())).unwrap();
     assert_eq!(plan.tenant, tenant);
 
     let foreign = format!("tenant: tenant-b\n{text}");
-    let problems = Plan::parse(&Source::new("body", foreign, Format::Yaml).for_tenant(tenant))
-        .unwrap_err();
+    let problems =
+        Plan::parse(&Source::new("body", foreign, Format::Yaml).for_tenant(tenant)).unwrap_err();
     let problem = &problems.0[0];
     assert_eq!(problem.field.as_deref(), Some("tenant"));
     assert_eq!(problem.line, Some(1));

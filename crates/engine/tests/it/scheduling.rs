@@ -207,7 +207,13 @@ async fn a_cancel_from_elsewhere_stops_running_steps_and_cancels_the_rest() {
         // As `kamachiq cancel` does from another process: only the store is shared.
         use kamachiq_engine::Clock;
         store
-            .apply(clock.now(), &[Change::RequestCancel { run: run2 }])
+            .apply(
+                clock.now(),
+                &[Change::RequestCancel {
+                    run: run2,
+                    by: None,
+                }],
+            )
             .await
             .unwrap();
     });

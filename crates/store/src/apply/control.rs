@@ -21,7 +21,7 @@ impl Store {
         let at = batch.at;
         for (i, change) in batch.changes.iter().enumerate() {
             match change {
-                Change::RequestCancel { run } => {
+                Change::RequestCancel { run, by } => {
                     let hit = sqlx::query(self.sql.request_cancel.sql())
                         .bind(run.as_str())
                         .bind(at)
@@ -32,7 +32,7 @@ impl Store {
                         batch.events.push(
                             i,
                             run,
-                            NewEvent::run(EventKind::CancelRequested, json!({})),
+                            NewEvent::run(EventKind::CancelRequested, json!({"by": by})),
                         );
                     }
                 }

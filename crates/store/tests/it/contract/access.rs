@@ -48,7 +48,9 @@ pub async fn tokens_are_found_by_hash_until_revoked(store: Store) {
 
     // Another tenant cannot revoke it.
     assert!(matches!(
-        store.revoke_token("tok1", Some(&tenant("tenant-b")), t(1)).await,
+        store
+            .revoke_token("tok1", Some(&tenant("tenant-b")), t(1))
+            .await,
         Err(kamachiq_store::Error::TokenNotFound(_))
     ));
     let revoked = store
@@ -189,7 +191,10 @@ pub async fn runs_awaiting_a_driver_skip_live_leases(store: Store) {
     complete(&store, &finished, "a").await;
     finish(&store, &finished, 2, RunState::Succeeded).await;
 
-    assert_eq!(store.runs_awaiting_driver(t(10), 10).await.unwrap(), [free.clone()]);
+    assert_eq!(
+        store.runs_awaiting_driver(t(10), 10).await.unwrap(),
+        [free.clone()]
+    );
     // Born leased: the submitter drives it, so it is nobody else's until the lease expires.
     let control = store.run_control(&leased).await.unwrap();
     assert_eq!(control.driver.unwrap().owner, OWNER);

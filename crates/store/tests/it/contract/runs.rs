@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use kamachiq_domain::run::StepState;
 use kamachiq_domain::{DeliverableState, EventKind, Reason, ReasonCode, RunId, RunState, TenantId};
-use kamachiq_store::{
-    Applied, Change, EventFilter, LeaseKey, Purpose, Rejected, RunQuery, Store,
-};
+use kamachiq_store::{Applied, Change, EventFilter, LeaseKey, Purpose, Rejected, RunQuery, Store};
 
 use super::*;
 
@@ -69,12 +67,38 @@ pub async fn cancel_requests_and_cancels_waiting_and_orphaned_work(store: Store)
     .unwrap();
 
     assert_eq!(
-        one(&store, 3, Change::RequestCancel { run: run.clone() }).await,
+        one(
+            &store,
+            3,
+            Change::RequestCancel {
+                run: run.clone(),
+                by: Some("alice".into())
+            }
+        )
+        .await,
         Ok(Applied::Done)
     );
     assert!(store.run(&run).await.unwrap().cancel_requested);
+    let filter = EventFilter {
+        run: Some(run.clone()),
+        tenant: None,
+    };
+    let events = store.events_after(0, &filter, 100).await.unwrap();
+    let requested = events
+        .iter()
+        .find(|e| e.kind == EventKind::CancelRequested)
+        .unwrap();
+    assert_eq!(requested.data["by"], "alice", "who asked is on the record");
     assert_eq!(
-        one(&store, 3, Change::RequestCancel { run: run.clone() }).await,
+        one(
+            &store,
+            3,
+            Change::RequestCancel {
+                run: run.clone(),
+                by: Some("alice".into())
+            }
+        )
+        .await,
         Err(Rejected::NotApplicable),
         "a second request changes nothing"
     );
@@ -225,10 +249,7 @@ pub async fn runs_resolve_by_prefix_and_list_newest_first(store: Store) {
     assert_eq!(only_b.len(), 1);
     assert_eq!(only_b[0].id, second);
     assert_eq!(store.runs(&query(None, None, 1)).await.unwrap().len(), 1);
-    let next_page = store
-        .runs(&query(None, Some(&second), 10))
-        .await
-        .unwrap();
+    let next_page = store.runs(&query(None, Some(&second), 10)).await.unwrap();
     let ids: Vec<&RunId> = next_page.iter().map(|r| &r.id).collect();
     assert_eq!(ids, [&first]);
     assert!(
