@@ -13,7 +13,7 @@ CONNECTIONS="${CONNECTIONS:-32}"
 PORT="${PORT:-18241}"
 BIN=target/release/kamachiq
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --locked -q
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --locked -q
 
 WORK="$(mktemp -d)"
 SERVER_PID=""
@@ -28,7 +28,7 @@ kq bench seed --runs 10000 --tenant default
 TOKEN="$(kq token create --tenant default --name bench --role operator --json |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')"
 # One run driven at a time: the POST phase measures acceptance, not execution.
-KAMACHIQ_SERVER_MAX_RUNS=1 kq serve --listen "127.0.0.1:$PORT" >"$WORK/serve.log" 2>&1 &
+KAMACHIQ_SERVER_MAX_RUNS=1 "$BIN" --home "$WORK/home" serve --listen "127.0.0.1:$PORT" >"$WORK/serve.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
 

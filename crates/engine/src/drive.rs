@@ -72,6 +72,7 @@ pub(crate) async fn drive(
         Purpose::Reopening
     };
     let deliverables = inner.store.deliverables(&run_id).await?;
+    let _driving = Driving::enter(&engine, &run_id);
     acquire(
         &engine,
         &run,
@@ -254,6 +255,38 @@ pub(crate) async fn settle(engine: &Engine, run_id: &RunId) -> Result<Ending, Er
     }
 }
 
+/// Marks a run as driven by this engine for as long as it lives.
+struct Driving {
+    engine: Engine,
+    run: RunId,
+}
+
+impl Driving {
+    fn enter(engine: &Engine, run: &RunId) -> Self {
+        engine
+            .inner
+            .driving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(run.clone());
+        Self {
+            engine: engine.clone(),
+            run: run.clone(),
+        }
+    }
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        self.engine
+            .inner
+            .driving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.run);
+    }
+}
+
 /// Takes the run's lease, from a previous driver if that one is gone.
 async fn acquire(
     engine: &Engine,
@@ -265,7 +298,7 @@ async fn acquire(
     let me = inner.owner.to_string();
     let now = inner.clock.now();
     let replacing = match &run.driver {
-        Some(lease) if lease.owner != me && engine.driver_alive(lease) => {
+        Some(lease) if lease.owner != me && engine.driver_alive(&run.id, lease) => {
             return Err(Error::RunBusy {
                 run: run.id.clone(),
                 owner: lease.owner.clone(),

@@ -135,6 +135,9 @@ pub(crate) struct Inner {
     pub intake: std::sync::OnceLock<crate::intake::Intake>,
     /// Woken when a run is submitted for a scheduler.
     pub submitted: tokio::sync::Notify,
+    /// Runs this engine is driving right now. A lease held in this engine's name by a run it
+    /// does not drive (submitted, not driven yet) is no sign of life.
+    pub driving: std::sync::Mutex<std::collections::HashSet<RunId>>,
     /// Resolves when the writer has committed its last batch and stopped.
     pub writer_done: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
@@ -157,6 +160,7 @@ impl Engine {
                 merge_locks: MergeLocks::default(),
                 intake: std::sync::OnceLock::new(),
                 submitted: tokio::sync::Notify::new(),
+                driving: std::sync::Mutex::new(std::collections::HashSet::new()),
                 writer_done: std::sync::Mutex::new(Some(writer_done)),
             }),
         })
@@ -276,7 +280,7 @@ impl Engine {
             })
             .await?;
         if let Some(driver) = &control.driver
-            && self.driver_alive(driver)
+            && self.driver_alive(run, driver)
         {
             return Ok(CancelOutcome::Requested {
                 driver: driver.owner.clone(),
@@ -318,15 +322,21 @@ impl Engine {
 
     /// Whether a run's driver may still be alive (its lease has not expired and it is not a
     /// process of this host that has exited): if so, the run is its to drive.
-    pub fn lease_is_live(&self, lease: &kamachiq_domain::run::Lease) -> bool {
-        self.driver_alive(lease)
+    pub fn lease_is_live(&self, run: &RunId, lease: &kamachiq_domain::run::Lease) -> bool {
+        self.driver_alive(run, lease)
     }
 
     /// Whether the lease holder may still be alive: its lease has not expired, and it is not a
-    /// process of this host that has exited.
-    pub(crate) fn driver_alive(&self, lease: &kamachiq_domain::run::Lease) -> bool {
+    /// process of this host that has exited. When the holder is this engine: whether it is
+    /// driving the run now.
+    pub(crate) fn driver_alive(&self, run: &RunId, lease: &kamachiq_domain::run::Lease) -> bool {
         if lease.owner == self.inner.owner.to_string() {
-            return true;
+            return self
+                .inner
+                .driving
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(run);
         }
         let expired = lease.expires_at <= self.inner.clock.now();
         let dead =

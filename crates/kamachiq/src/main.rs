@@ -97,6 +97,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         .with_ansi(console::colors_enabled_stderr())
         .init();
 
+    if config.server_url.is_some() && matches!(cli.command, Command::Logs(_)) {
+        return Err(InvalidInput::new(
+            "`kamachiq logs` reads the local store; run it where the server's database is (without --server)",
+        )
+        .into());
+    }
     if let Some(client) = commands::remote::client(&config)? {
         match &cli.command {
             Command::Run(args) => return commands::remote::run(&client, &config, args).await,
@@ -104,12 +110,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Command::Status(args) => return commands::remote::status(&client, args).await,
             Command::Cancel(args) => return commands::remote::cancel(&client, args).await,
             Command::Resume(args) => return commands::remote::resume(&client, args).await,
-            Command::Logs(_) => {
-                return Err(InvalidInput::new(
-                    "`kamachiq logs` reads the local store; run it where the server's database is (without --server)",
-                )
-                .into());
-            }
             _ => {}
         }
     }

@@ -98,14 +98,18 @@ impl<P: Need> FromRequestParts<AppState> for Authorized<P> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
-            .ok_or(ApiError::Unauthenticated("no Authorization header; send `Authorization: Bearer <token>`"))?;
+            .ok_or(ApiError::Unauthenticated(
+                "no Authorization header; send `Authorization: Bearer <token>`",
+            ))?;
         let secret = header
             .to_str()
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .ok_or(ApiError::Unauthenticated("the Authorization header must be `Bearer <token>`"))?;
+            .ok_or(ApiError::Unauthenticated(
+                "the Authorization header must be `Bearer <token>`",
+            ))?;
         let caller = state.tokens().caller(state, secret).await?;
         if !P::PERMISSION.allows(&caller.roles) {
             return Err(ApiError::Forbidden {

@@ -50,7 +50,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, field: impl Into<Option<String>>, detail: impl Into<String>) -> Self {
+    pub fn bad_request(
+        code: &'static str,
+        field: impl Into<Option<String>>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self::BadRequest {
             code,
             field: field.into(),
@@ -103,7 +107,9 @@ impl ApiError {
                 problems.0.len(),
                 if problems.0.len() == 1 { "" } else { "s" }
             ),
-            Self::Internal(_) => "the server failed to handle the request; its log has the detail".to_owned(),
+            Self::Internal(_) => {
+                "the server failed to handle the request; its log has the detail".to_owned()
+            }
             other => other.to_string(),
         };
         Problem {
@@ -128,7 +134,8 @@ impl IntoResponse for ApiError {
             tracing::error!("request failed: {detail}");
         }
         let problem = self.problem();
-        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         response.headers_mut().insert(

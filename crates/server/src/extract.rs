@@ -2,20 +2,24 @@
 //! axum's plain-text rejections.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A JSON body. Wrong types, unknown fields and malformed JSON are 422/400 with the path of
 /// the field at fault; a body over the limit is 413.
 #[derive(Debug)]
 pub struct Json<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T>
+where
+    AppState: FromRef<S>,
+{
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
@@ -33,7 +37,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T>
+where
+    AppState: FromRef<S>,
+{
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
@@ -52,11 +59,14 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 }
 
 /// The raw body, within the size limit.
-pub async fn body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+pub async fn body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError>
+where
+    AppState: FromRef<S>,
+{
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::BodyTooLarge {
-                limit: crate::state::DEFAULT_BODY_LIMIT,
+                limit: AppState::from_ref(state).options().body_limit,
             }
         } else {
             ApiError::bad_request("unreadable_body", None, rejection.body_text())
@@ -73,14 +83,18 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|mime| mime == "application/json" || mime.ends_with("+json"))
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
         let field = (path != ".").then_some(path);
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request("malformed_json", None, format!("the body is not valid JSON: {inner}"))
+            ApiError::bad_request(
+                "malformed_json",
+                None,
+                format!("the body is not valid JSON: {inner}"),
+            )
         } else {
             ApiError::Unprocessable {
                 code: "invalid_body",
@@ -89,9 +103,13 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
         }
     })?;
-    deserializer
-        .end()
-        .map_err(|e| ApiError::bad_request("malformed_json", None, format!("the body is not valid JSON: {e}")))?;
+    deserializer.end().map_err(|e| {
+        ApiError::bad_request(
+            "malformed_json",
+            None,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
     Ok(value)
 }
 

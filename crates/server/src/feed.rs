@@ -46,7 +46,10 @@ impl Feed {
                     () = tokio::time::sleep(POLL) => {}
                 }
                 loop {
-                    match store.events_after(after, &EventFilter::default(), PAGE).await {
+                    match store
+                        .events_after(after, &EventFilter::default(), PAGE)
+                        .await
+                    {
                         Ok(events) => {
                             let Some(last) = events.last() else { break };
                             after = last.seq;

@@ -9,6 +9,7 @@
 //! api crates; the binary wires it to a listener and signals.
 
 mod auth;
+mod cache;
 mod error;
 mod extract;
 mod feed;
@@ -22,7 +23,7 @@ use axum::extract::DefaultBodyLimit;
 
 pub use auth::{Caller, hash_secret, new_secret};
 pub use error::ApiError;
-pub use openapi::openapi;
+pub use openapi::{openapi, openapi_json};
 pub use routes::tokens::{check_name as check_token_name, view as token_view};
 pub use state::{AppState, ServerOptions};
 

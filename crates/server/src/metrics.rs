@@ -12,7 +12,8 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use kamachiq_domain::{DeliverableState, Event, EventKind};
+use kamachiq_domain::run::StepState;
+use kamachiq_domain::{DeliverableState, Event, EventKind, RunState};
 use kamachiq_store::Load;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -127,6 +128,25 @@ impl Metrics {
             "Time to answer HTTP requests, by method and route",
             http_duration.clone(),
         );
+        // Every series of a final state exists from the start, so dashboards and alerts see
+        // zeros rather than nothing.
+        for state in [RunState::Succeeded, RunState::Failed, RunState::Cancelled] {
+            let labels = vec![("state", state.to_string())];
+            let _ = runs.get_or_create(&labels);
+            let _ = run_duration.get_or_create(&labels);
+        }
+        for state in DeliverableState::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+        {
+            let _ = deliverables_finished.get_or_create(&vec![("state", state.to_string())]);
+        }
+        for state in StepState::ALL
+            .into_iter()
+            .filter(|s| *s != StepState::Running)
+        {
+            let _ = step_duration.get_or_create(&vec![("state", state.to_string())]);
+        }
         Self {
             inner: Arc::new(Inner {
                 registry,

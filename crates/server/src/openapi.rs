@@ -66,3 +66,22 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
 }
+
+/// The document as committed in `openapi.json`: pretty JSON with a final newline.
+pub fn openapi_json() -> String {
+    let mut text = serde_json::to_string_pretty(&openapi()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_committed_document_is_current() {
+        let committed = include_str!("../../../openapi.json");
+        assert!(
+            committed == super::openapi_json(),
+            "openapi.json is stale: run `cargo run -- openapi > openapi.json`"
+        );
+    }
+}

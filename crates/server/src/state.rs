@@ -8,9 +8,9 @@ use kamachiq_engine::{Engine, Scheduler, SchedulerOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenCache;
+use crate::cache::{RunCache, SummaryCache};
 use crate::feed::Feed;
 use crate::metrics::Metrics;
-use crate::routes::analytics::SummaryCache;
 
 /// Largest request body accepted by default (a plan of a few thousand deliverables fits).
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -22,7 +22,7 @@ pub struct ServerOptions {
     pub body_limit: usize,
     /// How long a token lookup is remembered.
     pub token_cache_ttl: Duration,
-    /// How long a tenant's summary is reused while its runs change.
+    /// How old a tenant's summary may get before it is recomputed (in the background).
     pub summary_ttl: Duration,
     /// Concurrency of a submitted run that asks for none.
     pub default_concurrency: u32,
@@ -34,7 +34,7 @@ impl Default for ServerOptions {
         Self {
             body_limit: DEFAULT_BODY_LIMIT,
             token_cache_ttl: Duration::from_secs(5),
-            summary_ttl: Duration::from_millis(500),
+            summary_ttl: Duration::from_secs(5),
             default_concurrency: 4,
             scheduler: SchedulerOptions::default(),
         }
@@ -55,6 +55,7 @@ struct Inner {
     feed: Feed,
     metrics: Metrics,
     summaries: SummaryCache,
+    runs: RunCache,
     stopping: CancellationToken,
     options: ServerOptions,
 }
@@ -70,6 +71,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 tokens: TokenCache::new(options.token_cache_ttl),
                 summaries: SummaryCache::new(options.summary_ttl),
+                runs: RunCache::default(),
                 engine,
                 scheduler,
                 feed,
@@ -102,6 +104,10 @@ impl AppState {
 
     pub(crate) fn summaries(&self) -> &SummaryCache {
         &self.inner.summaries
+    }
+
+    pub(crate) fn runs(&self) -> &RunCache {
+        &self.inner.runs
     }
 
     pub fn options(&self) -> &ServerOptions {

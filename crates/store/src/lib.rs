@@ -24,7 +24,7 @@ pub use change::{
     Applied, Change, ClaimKind, LeaseKey, Merge, Outcome, Rejected, StepEnd, StepRef, Then, by_run,
 };
 pub use dialect::Backend;
-pub use runs::{EventFilter, NewRun, Purpose, RunControl, RunQuery};
+pub use runs::{EventFilter, NewRun, Purpose, RunControl, RunQuery, RunStamp};
 pub use tokens::{NewToken, Token};
 
 use sqlx::AnyPool;

@@ -51,6 +51,14 @@ pub struct RunControl {
     pub driver: Option<Lease>,
 }
 
+/// Who owns a run, its state and when it last changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunStamp {
+    pub tenant: TenantId,
+    pub state: kamachiq_domain::RunState,
+    pub updated_at: Timestamp,
+}
+
 /// Why a driver takes a run's lease.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
@@ -186,6 +194,22 @@ impl Store {
             created_at: time(&row, "created_at")?,
             updated_at: time(&row, "updated_at")?,
             finished_at: opt_time(&row, "finished_at")?,
+        })
+    }
+
+    /// Tenant, state and last update of a run: the cheapest read that tells whether a
+    /// finished run changed since it was last read (a finished run changes only by a reopen,
+    /// which moves `updated_at`).
+    pub async fn run_stamp(&self, id: &RunId) -> Result<RunStamp, Error> {
+        let row = sqlx::query(self.sql.select_run_stamp.sql())
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::RunNotFound(id.to_string()))?;
+        Ok(RunStamp {
+            tenant: TenantId::parse(text(&row, "tenant")?)?,
+            state: parsed(&row, "state")?,
+            updated_at: time(&row, "updated_at")?,
         })
     }
 

@@ -193,7 +193,9 @@ statements! {
     renew_leases = "UPDATE deliverables SET lease_expires_at = $3 \
         WHERE run_id = $1 AND lease_owner = $2 AND state = 'running'";
 
-    release_driver = "UPDATE runs SET driver = NULL, driver_expires_at = NULL WHERE id = $1 AND driver = $2";
+    // `updated_at` moves with every change a run's view shows: readers cache finished runs by it.
+    release_driver = "UPDATE runs SET driver = NULL, driver_expires_at = NULL, updated_at = updated_at + 1 \
+        WHERE id = $1 AND driver = $2";
 
     select_run = "SELECT id, tenant, region, title, repo, branch, state, plan, concurrency, cancel_requested, \
         driver, driver_expires_at, created_at, updated_at, finished_at FROM runs WHERE id = $1";
@@ -225,6 +227,8 @@ statements! {
     revoke_token = "UPDATE tokens SET revoked_at = $3 \
         WHERE id = $1 AND ($2 IS NULL OR tenant = $2) AND revoked_at IS NULL \
         RETURNING id, tenant, name, roles, created_at, revoked_at";
+
+    select_run_stamp = "SELECT tenant, state, updated_at FROM runs WHERE id = $1";
 
     select_latest_event_seq = "SELECT COALESCE(MAX(seq), 0) AS seq FROM events";
 

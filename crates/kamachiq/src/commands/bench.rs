@@ -273,40 +273,6 @@ async fn drop_schema(base: &str, schema: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn generated_plan_is_valid(shape: Shape, n: u32) {
-        let plan = generate(shape, n).unwrap();
-        assert_eq!(plan.deliverables.len(), n as usize);
-        // Every dependency points backwards, so the graph is acyclic by construction.
-        for (i, deps) in edges(shape, n as usize).iter().enumerate() {
-            assert!(deps.iter().all(|&d| d < i), "{shape:?}: {i} -> {deps:?}");
-        }
-    }
-
-    #[test]
-    fn every_shape_generates_an_acyclic_plan() {
-        for shape in [Shape::Fanout, Shape::Chain, Shape::Diamond, Shape::Random] {
-            generated_plan_is_valid(shape, 101);
-        }
-    }
-
-    #[test]
-    fn fanout_is_root_then_middle_then_sink() {
-        let e = edges(Shape::Fanout, 5);
-        assert_eq!(e, vec![vec![], vec![0], vec![0], vec![0], vec![1, 2, 3]]);
-    }
-
-    #[test]
-    fn diamond_layers_depend_on_two_above() {
-        let e = edges(Shape::Diamond, 9);
-        assert_eq!(e[3], vec![0, 1]);
-        assert_eq!(e[5], vec![2, 0]);
-    }
-}
-
 /// Adds `runs` finished runs of `tenant` to the configured store, 500 per transaction.
 async fn seed(config: &Config, runs: u32, tenant: &str) -> anyhow::Result<u8> {
     if !(1..=1_000_000).contains(&runs) {
@@ -358,4 +324,38 @@ async fn seed(config: &Config, runs: u32, tenant: &str) -> anyhow::Result<u8> {
         started.elapsed().as_secs_f64()
     ));
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generated_plan_is_valid(shape: Shape, n: u32) {
+        let plan = generate(shape, n).unwrap();
+        assert_eq!(plan.deliverables.len(), n as usize);
+        // Every dependency points backwards, so the graph is acyclic by construction.
+        for (i, deps) in edges(shape, n as usize).iter().enumerate() {
+            assert!(deps.iter().all(|&d| d < i), "{shape:?}: {i} -> {deps:?}");
+        }
+    }
+
+    #[test]
+    fn every_shape_generates_an_acyclic_plan() {
+        for shape in [Shape::Fanout, Shape::Chain, Shape::Diamond, Shape::Random] {
+            generated_plan_is_valid(shape, 101);
+        }
+    }
+
+    #[test]
+    fn fanout_is_root_then_middle_then_sink() {
+        let e = edges(Shape::Fanout, 5);
+        assert_eq!(e, vec![vec![], vec![0], vec![0], vec![0], vec![1, 2, 3]]);
+    }
+
+    #[test]
+    fn diamond_layers_depend_on_two_above() {
+        let e = edges(Shape::Diamond, 9);
+        assert_eq!(e[3], vec![0, 1]);
+        assert_eq!(e[5], vec![2, 0]);
+    }
 }

@@ -4,4 +4,5 @@
 
 mod cli;
 mod lifecycle;
+mod serve;
 mod support;

@@ -1,17 +1,12 @@
 //! `/v1/kamachiq/*`: run history and the KPI summary of seed 001 (runs, success rate, tokens,
 //! cost, blocked deliverables, handoffs avoided).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use axum::Json;
 use axum::extract::State;
 use kamachiq_api::{Problem, RunCountsView, RunPage, RunsParams, SummaryView};
 use kamachiq_domain::TenantId;
 use kamachiq_store::Summary;
 use serde::Deserialize;
-
 
 use crate::auth::{Authorized, Read};
 use crate::error::ApiError;
@@ -65,7 +60,10 @@ pub async fn summary(
     Query(params): Query<SummaryParams>,
 ) -> Result<Json<SummaryView>, ApiError> {
     let tenant = own_tenant(&auth.caller, params.tenant_id.as_deref())?;
-    let summary = state.summaries().get(&state, &tenant).await?;
+    let summary = state
+        .summaries()
+        .get(state.engine().store(), &tenant)
+        .await?;
     Ok(Json(view(&tenant, &summary)))
 }
 
@@ -98,41 +96,5 @@ fn view(tenant: &TenantId, s: &Summary) -> SummaryView {
         tokens_used: s.tokens,
         cost_usd,
         handoffs_avoided: s.handoffs_avoided,
-    }
-}
-
-/// Summaries by tenant, reused for a short while. Each is computed from the store; while a
-/// tenant's runs keep changing, a dashboard polling many times a second costs one aggregate
-/// query per time to live instead of one per request. A summary is at most that old.
-#[derive(Debug)]
-pub struct SummaryCache {
-    ttl: Duration,
-    known: Mutex<HashMap<TenantId, (Summary, Instant)>>,
-}
-
-impl SummaryCache {
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            known: Mutex::new(HashMap::new()),
-        }
-    }
-
-    async fn get(&self, state: &AppState, tenant: &TenantId) -> Result<Summary, ApiError> {
-        if let Some((summary, at)) = self
-            .known
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(tenant)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(summary.clone());
-        }
-        let summary = state.engine().store().summary(tenant).await?;
-        self.known
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(tenant.clone(), (summary.clone(), Instant::now()));
-        Ok(summary)
     }
 }

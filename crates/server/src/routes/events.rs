@@ -132,7 +132,11 @@ impl Tail {
             // is skipped.
             let seen = *self.latest.borrow_and_update();
             if seen > self.after {
-                match self.store.events_after(self.after, &self.filter, PAGE).await {
+                match self
+                    .store
+                    .events_after(self.after, &self.filter, PAGE)
+                    .await
+                {
                     Ok(events) => {
                         match events.last() {
                             Some(last) => self.after = last.seq,

@@ -13,7 +13,7 @@ use kamachiq_engine::{DrivenBy, Submission, Target};
 
 use crate::auth::{Authorized, Operate};
 use crate::error::ApiError;
-use crate::extract::{Query, body};
+use crate::extract::{Query, body, parse_json};
 use crate::state::AppState;
 
 /// Most deliverables worked on at once in one run, however many a request asks for.
@@ -34,7 +34,7 @@ const MAX_CONCURRENCY: u32 = 1024;
     responses(
         (status = 201, description = "The run is stored and scheduled", body = RunAccepted,
             headers(("Location" = String, description = "The run's URL"))),
-        (status = 400, description = "Malformed query string", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON body or query string", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the `operator` role", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),
@@ -54,8 +54,17 @@ pub async fn execute(
     let format = plan_format(&request)?;
     let bytes = body(request, &state).await?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
-        ApiError::bad_request("unreadable_body", None, format!("the body is not UTF-8: {e}"))
+        ApiError::bad_request(
+            "unreadable_body",
+            None,
+            format!("the body is not UTF-8: {e}"),
+        )
     })?;
+    if matches!(format, Format::Json) {
+        // Not JSON at all is malformed (400), as on every JSON endpoint; JSON that is not a
+        // valid plan is an invalid plan (422) with every problem located.
+        parse_json::<serde::de::IgnoredAny>(&bytes)?;
+    }
     let caller = auth.caller;
     let source = Source::new("request body", text, format).for_tenant(caller.tenant.clone());
     let plan = Plan::parse(&source).map_err(ApiError::InvalidPlan)?;

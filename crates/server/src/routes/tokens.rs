@@ -67,6 +67,7 @@ pub async fn list(
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the `admin` role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A live token of that name exists", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad name or roles", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -1,8 +1,10 @@
 //! `/v1/workflows`: the tenant's runs, one run in full, cancel and resume (seed 000).
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use kamachiq_api::{
     CancelOutcomeView, CancelView, Problem, ResumeRequest, ResumeView, RunLinks, RunPage,
     RunSummaryView, RunView, RunsParams,
@@ -96,14 +98,41 @@ pub async fn show(
     auth: Authorized<Read>,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<RunView>, ApiError> {
-    let run = own_run(&state, &auth.caller, &id).await?;
+) -> Result<Response, ApiError> {
+    let run_id = RunId::parse(id.as_str()).map_err(|_| ApiError::run_not_found(&id))?;
     let store = state.engine().store();
+    // A finished run is answered from memory when it has not changed since it was kept.
+    let stamp = store.run_stamp(&run_id).await?;
+    if stamp.tenant != auth.caller.tenant {
+        return Err(ApiError::run_not_found(&id));
+    }
+    if stamp.state.is_terminal()
+        && let Some(body) = state.runs().get(&run_id, stamp.updated_at)
+    {
+        return Ok(json_response(body));
+    }
+    let run = own_run(&state, &auth.caller, &id).await?;
     let (deliverables, attempts) = tokio::try_join!(
         store.deliverables(&run.id),
         store.step_attempts(&run.id, None)
     )?;
-    Ok(Json(RunView::new(&run, &deliverables, &attempts)))
+    let view = RunView::new(&run, &deliverables, &attempts);
+    let body = Bytes::from(
+        serde_json::to_vec(&view).map_err(|e| ApiError::Internal(format!("run view: {e}")))?,
+    );
+    if run.state.is_terminal() {
+        state.runs().put(run.id, run.updated_at, body.clone());
+    }
+    Ok(json_response(body))
+}
+
+fn json_response(body: Bytes) -> Response {
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// Cancels a run: its driver stops every step and marks the unfinished work cancelled.
@@ -124,7 +153,10 @@ pub async fn cancel(
 ) -> Result<(StatusCode, Json<CancelView>), ApiError> {
     let run = own_run(&state, &auth.caller, &id).await?;
     tracing::info!(run = %run.id, by = %auth.caller.name, "cancel requested");
-    let outcome = state.engine().cancel(&run.id).await?;
+    let outcome = state
+        .engine()
+        .cancel_by(&run.id, Some(auth.caller.name.clone()))
+        .await?;
     let run_id = run.id.to_string();
     Ok(match outcome {
         CancelOutcome::Requested { driver } => (
@@ -166,10 +198,13 @@ pub async fn cancel(
     request_body(content = Option<ResumeRequest>, content_type = "application/json"),
     responses(
         (status = 202, description = "A scheduler drives the run next", body = ResumeView),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the `operator` role", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run for this tenant", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The run is driven by a live process, or has nothing to resume", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad body", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn resume(
@@ -196,7 +231,7 @@ pub async fn resume(
         }
     })?;
     if let Some(driver) = &run.driver
-        && state.engine().lease_is_live(driver)
+        && state.engine().lease_is_live(&run.id, driver)
     {
         return Err(ApiError::Conflict {
             code: "run_busy",

@@ -18,3 +18,6 @@ ALTER TABLE step_attempts ADD COLUMN cost_micro_usd INTEGER NOT NULL DEFAULT 0;
 
 -- The scheduler's question: which running runs have no live driver?
 CREATE INDEX runs_awaiting_driver ON runs (state, driver_expires_at);
+
+-- A tenant's summary reads only this index, never the runs themselves.
+CREATE INDEX runs_summary ON runs (tenant, state, created_at, finished_at);
