@@ -193,7 +193,7 @@ pub async fn runs_awaiting_a_driver_skip_live_leases(store: Store) {
 
     assert_eq!(
         store.runs_awaiting_driver(t(10), 10).await.unwrap(),
-        [free.clone()]
+        std::slice::from_ref(&free)
     );
     // Born leased: the submitter drives it, so it is nobody else's until the lease expires.
     let control = store.run_control(&leased).await.unwrap();
