@@ -48,10 +48,3 @@ load "GET /v1/kamachiq/summary (10,000 runs in the store)" -H "$AUTH" \
   "http://127.0.0.1:$PORT/v1/kamachiq/summary"
 TOKEN="$TOKEN" load "POST /v1/plans/execute (two-deliverable plans)" \
   -s benches/execute.lua "http://127.0.0.1:$PORT/v1/plans/execute"
-
-echo
-echo "== summary query without the cache (10 calls, milliseconds each)"
-for _ in $(seq 1 10); do
-  curl -s -o /dev/null -w '%{time_total}\n' -H "$AUTH" "http://127.0.0.1:$PORT/v1/kamachiq/summary"
-  sleep 0.6
-done | awk '{ printf "%.2f ms\n", $1 * 1000 }'
