@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use kamachiq_domain::RunState;
 use kamachiq_engine::CancelOutcome;
 use serde_json::json;
 
@@ -12,6 +13,40 @@ use crate::{exit, output};
 
 /// How long `cancel` waits for a driver to stop the run before saying so and returning.
 const WAIT: Duration = Duration::from_secs(60);
+
+/// Polls `state` until the run has ended, for at most [`WAIT`]. `None`: it had not by then.
+pub async fn wait_for_end<F, Fut>(mut state: F) -> anyhow::Result<Option<RunState>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<RunState>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = state().await?;
+        if now.is_terminal() {
+            return Ok(Some(now));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What `cancel` reports after waiting for a driver: label, message, exit code.
+pub fn waited(run: &str, driver: &str, ended: Option<RunState>) -> (&'static str, String, u8) {
+    match ended {
+        Some(state) => ("cancelled", format!("run {run} {state}"), exit::OK),
+        None => (
+            "requested",
+            format!(
+                "run {run}: cancel requested, but its driver ({driver}) has not stopped it within {}s",
+                WAIT.as_secs()
+            ),
+            exit::ERROR,
+        ),
+    }
+}
 
 pub async fn cancel(config: &Config, args: &CancelArgs) -> anyhow::Result<u8> {
     let store = open_store(config).await?;
@@ -31,28 +66,8 @@ pub async fn cancel(config: &Config, args: &CancelArgs) -> anyhow::Result<u8> {
             exit::OK,
         ),
         CancelOutcome::Requested { driver } => {
-            let deadline = tokio::time::Instant::now() + WAIT;
-            loop {
-                let control = store.run_control(&run).await?;
-                if control.state.is_terminal() {
-                    break (
-                        "cancelled",
-                        format!("run {run} {}", control.state),
-                        exit::OK,
-                    );
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    break (
-                        "requested",
-                        format!(
-                            "run {run}: cancel requested, but its driver ({driver}) has not stopped it within {}s",
-                            WAIT.as_secs()
-                        ),
-                        exit::ERROR,
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            let ended = wait_for_end(|| async { Ok(store.run_control(&run).await?.state) }).await?;
+            waited(run.as_str(), &driver, ended)
         }
     };
     if args.json {

@@ -2,7 +2,6 @@
 //! local store, from the server's API.
 
 use std::path::Path;
-use std::time::Duration;
 
 use kamachiq_api::{CancelOutcomeView, ExecuteParams, RunsParams};
 use kamachiq_domain::{EventKind, RunState};
@@ -10,14 +9,12 @@ use serde_json::json;
 
 use crate::cli::{CancelArgs, ResumeArgs, RunArgs, RunsArgs, StatusArgs};
 use crate::client::Client;
+use crate::commands::cancel::{wait_for_end, waited};
 use crate::commands::inspect::{print_runs, print_status};
 use crate::commands::summary;
 use crate::config::Config;
 use crate::progress::{Mode, Progress};
 use crate::{InvalidInput, exit, output};
-
-/// How long `cancel` waits for the server to stop the run.
-const CANCEL_WAIT: Duration = Duration::from_secs(60);
 
 /// The client for `--server`, when one is configured.
 pub fn client(config: &Config) -> anyhow::Result<Option<Client>> {
@@ -86,24 +83,8 @@ pub async fn cancel(client: &Client, args: &CancelArgs) -> anyhow::Result<u8> {
                     exit::OK,
                 )
             } else {
-                let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
-                loop {
-                    let view = client.run(&id).await?;
-                    if view.state.is_terminal() {
-                        break ("cancelled", format!("run {id} {}", view.state), exit::OK);
-                    }
-                    if tokio::time::Instant::now() >= deadline {
-                        break (
-                            "requested",
-                            format!(
-                                "run {id}: cancel requested, but its driver ({driver}) has not stopped it within {}s",
-                                CANCEL_WAIT.as_secs()
-                            ),
-                            exit::ERROR,
-                        );
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+                let ended = wait_for_end(|| async { Ok(client.run(&id).await?.state) }).await?;
+                waited(&id, &driver, ended)
             }
         }
     };
