@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::committer::Committed;
 use crate::engine::{Ending, Engine};
+use crate::lease::{Driving, acquire};
 use crate::probe::{Action, Point};
 use crate::runner::{Exit, StepOutcome, StepSpec, reap_orphans};
 use crate::workspace::{GitWorkspaces, MergeOutcome, Target, Workspaces};
@@ -72,7 +73,13 @@ pub(crate) async fn drive(
         Purpose::Reopening
     };
     let deliverables = inner.store.deliverables(&run_id).await?;
-    let _driving = Driving::enter(&engine, &run_id);
+    let Some(_driving) = Driving::enter(&engine, &run_id) else {
+        return Err(Error::RunBusy {
+            run: run_id,
+            owner: inner.owner.to_string(),
+            expires_at: inner.clock.now().plus(inner.options.lease_ttl),
+        });
+    };
     acquire(
         &engine,
         &run,
@@ -84,15 +91,30 @@ pub(crate) async fn drive(
     let deliverables = if reopen.is_empty() {
         deliverables
     } else {
-        inner
-            .committer
-            .commit(Change::Reopen {
-                run: run_id.clone(),
-                states: reopen,
-                driver: inner.owner.to_string(),
-            })
-            .await?;
-        inner.store.deliverables(&run_id).await?
+        let reopened = async {
+            inner
+                .committer
+                .commit(Change::Reopen {
+                    run: run_id.clone(),
+                    states: reopen,
+                    driver: inner.owner.to_string(),
+                })
+                .await?;
+            Ok::<_, Error>(inner.store.deliverables(&run_id).await?)
+        }
+        .await;
+        match reopened {
+            Ok(deliverables) => deliverables,
+            Err(e) => {
+                // Give the lease back: a finished run must not stay held by a drive that
+                // never started.
+                let _ = inner
+                    .store
+                    .release_driver(&run_id, &inner.owner.to_string())
+                    .await;
+                return Err(e);
+            }
+        }
     };
 
     let workspaces = workspaces_for(&engine, &run);
@@ -253,95 +275,6 @@ pub(crate) async fn settle(engine: &Engine, run_id: &RunId) -> Result<Ending, Er
             Ok(Ending::Interrupted)
         }
     }
-}
-
-/// Marks a run as driven by this engine for as long as it lives.
-struct Driving {
-    engine: Engine,
-    run: RunId,
-}
-
-impl Driving {
-    fn enter(engine: &Engine, run: &RunId) -> Self {
-        engine
-            .inner
-            .driving
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(run.clone());
-        Self {
-            engine: engine.clone(),
-            run: run.clone(),
-        }
-    }
-}
-
-impl Drop for Driving {
-    fn drop(&mut self) {
-        self.engine
-            .inner
-            .driving
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&self.run);
-    }
-}
-
-/// Takes the run's lease, from a previous driver if that one is gone.
-async fn acquire(
-    engine: &Engine,
-    run: &Run,
-    driven_before: bool,
-    purpose: Purpose,
-) -> Result<(), Error> {
-    let inner = &engine.inner;
-    let me = inner.owner.to_string();
-    let now = inner.clock.now();
-    let replacing = match &run.driver {
-        Some(lease) if lease.owner != me && engine.driver_alive(&run.id, lease) => {
-            return Err(Error::RunBusy {
-                run: run.id.clone(),
-                owner: lease.owner.clone(),
-                expires_at: lease.expires_at,
-            });
-        }
-        Some(lease) => Some(lease.owner.as_str()),
-        None => None,
-    };
-    if !inner
-        .store
-        .acquire_driver(
-            &run.id,
-            &me,
-            now.plus(inner.options.lease_ttl),
-            now,
-            replacing,
-            purpose,
-        )
-        .await?
-    {
-        let control = inner.store.run_control(&run.id).await?;
-        let lease = control.driver.unwrap_or(kamachiq_domain::run::Lease {
-            owner: "another driver".into(),
-            expires_at: now,
-        });
-        return Err(Error::RunBusy {
-            run: run.id.clone(),
-            owner: lease.owner,
-            expires_at: lease.expires_at,
-        });
-    }
-    // A run leased to this engine at submission is starting, not resuming.
-    if driven_before || run.driver.as_ref().is_some_and(|l| l.owner != me) {
-        inner
-            .committer
-            .commit(Change::Resumed {
-                run: run.id.clone(),
-                driver: me,
-            })
-            .await?;
-    }
-    Ok(())
 }
 
 enum Watch {

@@ -287,8 +287,11 @@ impl Engine {
             });
         }
         // Nobody drives it: take the lease so no driver starts meanwhile, and cancel here.
-        let now = self.inner.clock.now();
         let me = self.inner.owner.to_string();
+        let Some(_cancelling) = crate::lease::Driving::enter(self, run) else {
+            return Ok(CancelOutcome::Requested { driver: me });
+        };
+        let now = self.inner.clock.now();
         let replacing = control.driver.as_ref().map(|d| d.owner.as_str());
         if !store
             .acquire_driver(

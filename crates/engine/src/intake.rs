@@ -36,6 +36,21 @@ impl Intake {
                             let _ = reply.send(Ok(event));
                         }
                     }
+                    // Nothing of the batch was stored. Store each on its own, so a submission
+                    // the database refuses fails alone and not its batch mates.
+                    Err(e) if runs.len() > 1 => {
+                        tracing::warn!(
+                            "a batch of {} submissions failed ({e}); storing them one by one",
+                            runs.len()
+                        );
+                        for (run, reply) in runs.iter().zip(replies) {
+                            let result = store
+                                .create_run(run)
+                                .await
+                                .map_err(|e| Error::Store(Arc::new(e)));
+                            let _ = reply.send(result);
+                        }
+                    }
                     Err(e) => {
                         let e = Arc::new(e);
                         for reply in replies {

@@ -19,6 +19,7 @@ mod drive;
 mod engine;
 mod git;
 mod intake;
+mod lease;
 mod owner;
 pub mod probe;
 mod runner;

@@ -68,7 +68,8 @@ impl Scheduler {
     }
 
     /// Drives `run` as soon as a slot is free, reopening its deliverables in `reopen` first
-    /// (under the run's lease). A run that is already being driven here is left alone.
+    /// (under the run's lease). When the run is being driven here already, the request waits
+    /// until that drive has ended, so a retry asked for while a run finishes is not lost.
     pub async fn resume(&self, run: RunId, reopen: Vec<DeliverableState>) -> Result<(), Error> {
         self.requests
             .send(Request { run, reopen })
@@ -110,12 +111,18 @@ async fn schedule(
     let drives_stop = CancellationToken::new();
     loop {
         cooling.retain(|_, until| *until > Instant::now());
-        // Requested resumes first, then runs nobody drives, oldest first.
-        while active.len() < options.max_runs && !waiting.is_empty() {
-            let request = waiting.remove(0);
-            if active.insert(request.run.clone()) {
-                spawn(&mut drives, &engine, request, drives_stop.child_token());
+        // Requested resumes first (one for a run driven right now waits until that drive has
+        // ended, then reopens what it left), then runs nobody drives, oldest first.
+        let mut i = 0;
+        while active.len() < options.max_runs && i < waiting.len() {
+            if active.contains(&waiting[i].run) {
+                i += 1;
+                continue;
             }
+            let request = waiting.remove(i);
+            cooling.remove(&request.run);
+            active.insert(request.run.clone());
+            spawn(&mut drives, &engine, request, drives_stop.child_token());
         }
         let free = options.max_runs.saturating_sub(active.len());
         if free > 0 {
@@ -148,8 +155,15 @@ async fn schedule(
             () = stop.cancelled() => break,
             () = engine.inner.submitted.notified() => {}
             Some(request) = requests.recv() => {
-                if !active.contains(&request.run) {
-                    waiting.push(request);
+                match waiting.iter_mut().find(|w| w.run == request.run) {
+                    Some(queued) => {
+                        for state in request.reopen {
+                            if !queued.reopen.contains(&state) {
+                                queued.reopen.push(state);
+                            }
+                        }
+                    }
+                    None => waiting.push(request),
                 }
             }
             Some((run, joined)) = drives.next(), if !drives.set.is_empty() => {

@@ -103,7 +103,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         )
         .into());
     }
-    if let Some(client) = commands::remote::client(&config)? {
+    let remote = matches!(
+        cli.command,
+        Command::Run(_)
+            | Command::Runs(_)
+            | Command::Status(_)
+            | Command::Cancel(_)
+            | Command::Resume(_)
+    );
+    if remote && let Some(client) = commands::remote::client(&config)? {
         match &cli.command {
             Command::Run(args) => return commands::remote::run(&client, &config, args).await,
             Command::Runs(args) => return commands::remote::runs(&client, args).await,

@@ -7,8 +7,10 @@
 //!
 //! A summary aggregates every run of a tenant (tens of milliseconds at ten thousand runs). It is
 //! served from memory and recomputed in the background once it is older than its time to live,
-//! one computation at a time per tenant; only a tenant's first request waits for it. A summary
-//! is therefore at most about one time to live plus one computation old.
+//! one computation at a time per tenant. A request waits for the computation only when nothing
+//! younger than three times the time to live is known (a tenant's first request, or one after
+//! a quiet spell). A summary served is therefore at most three times the time to live old, and
+//! under steady polling about one time to live.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -86,6 +88,12 @@ impl SummaryCache {
                 refreshing: false,
             });
             match &entry.summary {
+                // Too old to serve even while a fresh one is computed (nobody asked for a
+                // while): compute it now, as for a first request.
+                Some((_, at)) if at.elapsed() >= self.ttl * 3 => {
+                    entry.summary = None;
+                    None
+                }
                 Some((summary, at)) => {
                     let old = at.elapsed() >= self.ttl;
                     if old && !entry.refreshing {

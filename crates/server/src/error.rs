@@ -44,6 +44,8 @@ pub enum ApiError {
     Conflict { code: &'static str, detail: String },
     #[error("the server is shutting down; try another instance or retry shortly")]
     ShuttingDown,
+    #[error("the store is busy; retry the request")]
+    Busy,
     /// A fault of the server; the detail is logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -86,6 +88,7 @@ impl ApiError {
             Self::Unprocessable { code, .. } => (code, StatusCode::UNPROCESSABLE_ENTITY),
             Self::Conflict { code, .. } => (code, StatusCode::CONFLICT),
             Self::ShuttingDown => ("shutting_down", StatusCode::SERVICE_UNAVAILABLE),
+            Self::Busy => ("busy", StatusCode::SERVICE_UNAVAILABLE),
             Self::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
@@ -142,6 +145,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Self::Busy | Self::ShuttingDown = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if let Self::Unauthenticated(_) = self {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -154,20 +162,26 @@ impl IntoResponse for ApiError {
 
 impl From<kamachiq_store::Error> for ApiError {
     fn from(e: kamachiq_store::Error) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&kamachiq_store::Error> for ApiError {
+    fn from(e: &kamachiq_store::Error) -> Self {
         use kamachiq_store::Error as E;
         match e {
-            E::RunNotFound(id) => Self::run_not_found(&id),
-            E::TokenNotFound(id) => Self::NotFound { what: "token", id },
-            e @ E::TokenNameTaken { .. } => Self::Conflict {
+            E::RunNotFound(id) => Self::run_not_found(id),
+            E::TokenNotFound(id) => Self::NotFound {
+                what: "token",
+                id: id.clone(),
+            },
+            E::TokenNameTaken { .. } => Self::Conflict {
                 code: "token_name_taken",
                 detail: e.to_string(),
             },
             e if e.is_transient() => {
                 tracing::warn!("store busy: {e}");
-                Self::Conflict {
-                    code: "busy",
-                    detail: "the store was busy; retry the request".into(),
-                }
+                Self::Busy
             }
             e => Self::Internal(e.to_string()),
         }
@@ -178,10 +192,7 @@ impl From<kamachiq_engine::Error> for ApiError {
     fn from(e: kamachiq_engine::Error) -> Self {
         use kamachiq_engine::Error as E;
         match e {
-            E::Store(store) => match std::sync::Arc::try_unwrap(store) {
-                Ok(store) => store.into(),
-                Err(shared) => Self::Internal(shared.to_string()),
-            },
+            E::Store(store) => Self::from(&*store),
             e @ E::RunBusy { .. } => Self::Conflict {
                 code: "run_busy",
                 detail: e.to_string(),

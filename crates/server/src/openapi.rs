@@ -1,7 +1,10 @@
 //! The OpenAPI document, generated from the handlers' annotations and the api crate's types.
 //! The committed `openapi.json` must equal it; a test fails when they differ.
 
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{analytics, events, plans, system, tokens, workflows};
@@ -45,6 +48,31 @@ struct Bearer;
 
 impl Modify for Bearer {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        // Every operation can meet a server fault, and all but the probes a busy store or a
+        // server that is stopping: documented once here rather than on every handler.
+        for (path, item) in &mut openapi.paths.paths {
+            let probe = path == "/health" || path == "/ready";
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let responses = &mut operation.responses.responses;
+                responses.entry("500".to_owned()).or_insert_with(|| {
+                    problem("A fault of the server; the detail is in its log, never in the answer")
+                });
+                if !probe {
+                    responses.entry("503".to_owned()).or_insert_with(|| {
+                        problem("The store is busy or the server is stopping; retry after `Retry-After` seconds")
+                    });
+                }
+            }
+        }
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
@@ -58,6 +86,19 @@ impl Modify for Bearer {
             ),
         );
     }
+}
+
+fn problem(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
 }
 
 /// The API's OpenAPI document.

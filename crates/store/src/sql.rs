@@ -166,13 +166,18 @@ statements! {
     cancel_orphan_steps = "UPDATE step_attempts SET state = 'cancelled', finished_at = $2 \
         WHERE run_id = $1 AND state = 'running'";
 
-    request_cancel = "UPDATE runs SET cancel_requested = 1, updated_at = $2 \
+    // Every write to a run moves `updated_at` forward, even within one millisecond: readers
+    // keep finished runs by it (see the server's run cache).
+    request_cancel = "UPDATE runs SET cancel_requested = 1, \
+        updated_at = CASE WHEN $2 > updated_at THEN $2 ELSE updated_at + 1 END \
         WHERE id = $1 AND state = 'running' AND cancel_requested = 0 RETURNING id";
 
-    finish_run = "UPDATE runs SET state = $2, finished_at = $3, updated_at = $3, driver = NULL, \
+    finish_run = "UPDATE runs SET state = $2, finished_at = $3, \
+        updated_at = CASE WHEN $3 > updated_at THEN $3 ELSE updated_at + 1 END, driver = NULL, \
         driver_expires_at = NULL WHERE id = $1 AND state = 'running' RETURNING id, created_at";
 
-    reopen_run = "UPDATE runs SET state = 'running', finished_at = NULL, updated_at = $2, \
+    reopen_run = "UPDATE runs SET state = 'running', finished_at = NULL, \
+        updated_at = CASE WHEN $2 > updated_at THEN $2 ELSE updated_at + 1 END, \
         cancel_requested = CASE WHEN state = 'cancelled' THEN 0 ELSE cancel_requested END \
         WHERE id = $1 AND driver = $3 RETURNING id";
 
@@ -185,15 +190,16 @@ statements! {
             WHERE e.run_id = deliverables.run_id AND e.dependent = deliverables.id AND dep.state <> 'succeeded') \
         WHERE run_id = $1 AND state = 'pending'";
 
-    acquire_driver = "UPDATE runs SET driver = $2, driver_expires_at = $3, updated_at = $4 \
+    acquire_driver = "UPDATE runs SET driver = $2, driver_expires_at = $3, \
+        updated_at = CASE WHEN $4 > updated_at THEN $4 ELSE updated_at + 1 END \
         WHERE id = $1 AND (state = 'running' OR $6 = 1) AND (driver IS NULL OR driver = $5) RETURNING id";
 
-    renew_driver = "UPDATE runs SET driver_expires_at = $3 WHERE id = $1 AND driver = $2 RETURNING id";
+    renew_driver = "UPDATE runs SET driver_expires_at = $3, updated_at = updated_at + 1 \
+        WHERE id = $1 AND driver = $2 RETURNING id";
 
     renew_leases = "UPDATE deliverables SET lease_expires_at = $3 \
         WHERE run_id = $1 AND lease_owner = $2 AND state = 'running'";
 
-    // `updated_at` moves with every change a run's view shows: readers cache finished runs by it.
     release_driver = "UPDATE runs SET driver = NULL, driver_expires_at = NULL, updated_at = updated_at + 1 \
         WHERE id = $1 AND driver = $2";
 
@@ -208,7 +214,8 @@ statements! {
 
     select_runs = "SELECT id, tenant, title, state, created_at, finished_at FROM runs \
         WHERE ($1 IS NULL OR tenant = $1) \
-        AND ($3 IS NULL OR (created_at, id) < (SELECT created_at, id FROM runs WHERE id = $3)) \
+        AND ($3 IS NULL OR (created_at, id) < \
+            (SELECT created_at, id FROM runs WHERE id = $3 AND ($1 IS NULL OR tenant = $1))) \
         ORDER BY created_at DESC, id DESC LIMIT $2";
 
     select_runs_awaiting_driver = "SELECT id FROM runs \

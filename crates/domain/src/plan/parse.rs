@@ -70,7 +70,19 @@ pub(super) fn parse(source: &Source) -> Result<Plan, Problems> {
         Format::Yaml => read_yaml(source)?,
         Format::Json => read_json(source)?,
     };
-    validate::validate(raw, &source.name, source.tenant.as_ref())
+    let plan = validate::validate(raw, &source.name, source.tenant.as_ref())?;
+    // Databases refuse NUL in text; refuse it here, with the rest of the plan's problems.
+    if serde_json::to_string(&plan).is_ok_and(|text| text.contains("\\u0000")) {
+        return Err(Problems(vec![Problem {
+            file: source.name.clone(),
+            line: None,
+            column: None,
+            deliverable: None,
+            field: None,
+            kind: ProblemKind::NulCharacter,
+        }]));
+    }
+    Ok(plan)
 }
 
 fn read_yaml(source: &Source) -> Result<RawPlan, Problems> {

@@ -53,6 +53,8 @@ pub enum ProblemKind {
     },
     #[error("the plan is for tenant `{plan}`, but it was submitted for tenant `{submitter}`")]
     ForeignTenant { plan: String, submitter: String },
+    #[error("a value contains the NUL character (\\u0000), which kamachiq cannot store")]
+    NulCharacter,
     #[error("no steps: a deliverable needs at least one step to run")]
     NoSteps,
     #[error("step `{step}` has an empty command")]

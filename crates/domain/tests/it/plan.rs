@@ -375,3 +375,12 @@ fn a_submitted_plan_belongs_to_its_submitters_tenant() {
         "the plan is for tenant `tenant-b`, but it was submitted for tenant `tenant-a`"
     );
 }
+
+#[test]
+fn a_nul_character_anywhere_is_refused() {
+    let text = r#"{"title": "a\u0000b", "deliverables": [{"id": "a", "steps": [{"name": "dev", "run": "true"}]}]}"#;
+    assert_eq!(
+        json(text).unwrap_err(),
+        ["plan.json: a value contains the NUL character (\\u0000), which kamachiq cannot store"]
+    );
+}

@@ -1,5 +1,7 @@
 //! `kamachiq serve`: the HTTP API, the scheduler and a worker in one process.
 
+use std::future::IntoFuture;
+
 use anyhow::Context;
 use kamachiq_engine::SchedulerOptions;
 use kamachiq_server::{AppState, ServerOptions, app};
@@ -48,12 +50,38 @@ pub async fn serve(config: &Config) -> anyhow::Result<u8> {
         output::note(format!("quitting at once; killed {killed} running step(s)"));
         std::process::exit(i32::from(exit::INTERRUPTED));
     });
-    let shutdown = state.stopping().clone();
-    axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .context("the HTTP server failed")?;
-    let handed_back = state.shutdown(config.shutdown_grace).await;
+    // From the first signal on: the scheduler hands its runs back at once, while open
+    // requests get until the same deadline to finish.
+    let handing_back = {
+        let state = state.clone();
+        let grace = config.shutdown_grace;
+        tokio::spawn(async move {
+            state.stopping().cancelled().await;
+            state.shutdown(grace).await
+        })
+    };
+    let stopping = state.stopping().clone();
+    let server = axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(stopping.clone().cancelled_owned())
+        .into_future();
+    tokio::pin!(server);
+    let drained = tokio::select! {
+        served = &mut server => {
+            served.context("the HTTP server failed")?;
+            true
+        }
+        () = async {
+            stopping.cancelled().await;
+            tokio::time::sleep(config.shutdown_grace).await;
+        } => false,
+    };
+    if !drained {
+        output::note(format!(
+            "requests still open after {} were cut off",
+            humantime::format_duration(config.shutdown_grace)
+        ));
+    }
+    let handed_back = handing_back.await.unwrap_or(false);
     if !handed_back {
         let killed = kamachiq_engine::kill_all_steps();
         output::note(format!(

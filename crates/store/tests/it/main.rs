@@ -64,4 +64,5 @@ contract_tests!(
     load_counts_work_in_flight,
     runs_awaiting_a_driver_skip_live_leases,
     runs_submitted_together_are_stored_together,
+    a_page_cursor_from_another_tenant_finds_nothing,
 );

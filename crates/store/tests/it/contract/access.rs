@@ -254,3 +254,43 @@ async fn finish(store: &Store, run: &RunId, at: i64, state: RunState) {
     .await
     .unwrap();
 }
+
+pub async fn a_page_cursor_from_another_tenant_finds_nothing(store: Store) {
+    let _a1 = create_at(&store, "tenant-a", 1).await;
+    let b1 = create_at(&store, "tenant-b", 2).await;
+    let a2 = create_at(&store, "tenant-a", 3).await;
+    let b2 = create_at(&store, "tenant-b", 4).await;
+    let query = |before: &RunId| kamachiq_store::RunQuery {
+        tenant: Some(tenant("tenant-b")),
+        before: Some(before.clone()),
+        limit: 10,
+    };
+    // Tenant b paging from tenant a's run learns nothing about it: an unknown cursor.
+    assert!(store.runs(&query(&a2)).await.unwrap().is_empty());
+    let ids: Vec<RunId> = store
+        .runs(&query(&b2))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, [b1]);
+}
+
+async fn create_at(store: &Store, tenant_name: &str, at: i64) -> RunId {
+    let id = run_id();
+    store
+        .create_run(&NewRun {
+            id: id.clone(),
+            plan: plan(tenant_name, &[("a", &[])]),
+            repo: None,
+            branch: None,
+            concurrency: 1,
+            at: t(at),
+            driver: None,
+            submitted_by: None,
+        })
+        .await
+        .unwrap();
+    id
+}
