@@ -42,8 +42,16 @@ load() {
   wrk --latency -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" "$@"
 }
 
-load "GET /v1/workflows/{id} (10,000 runs in the store)" -H "$AUTH" \
+load "GET /v1/workflows/{id}, one finished run, repeatedly (10,000 runs in the store)" -H "$AUTH" \
   "http://127.0.0.1:$PORT/v1/workflows/$RUN_ID"
+# Every run id in turn: the first pass reads each run from the store, later passes find it kept.
+python3 - "$WORK/home/kamachiq.db" >"$WORK/ids.txt" <<'PY'
+import sqlite3, sys
+for (run_id,) in sqlite3.connect(sys.argv[1]).execute("SELECT id FROM runs ORDER BY random()"):
+    print(run_id)
+PY
+TOKEN="$TOKEN" IDS="$WORK/ids.txt" load "GET /v1/workflows/{id}, every run in turn (10,000 runs in the store)" \
+  -s benches/runs.lua "http://127.0.0.1:$PORT"
 load "GET /v1/kamachiq/summary (10,000 runs in the store)" -H "$AUTH" \
   "http://127.0.0.1:$PORT/v1/kamachiq/summary"
 TOKEN="$TOKEN" load "POST /v1/plans/execute (two-deliverable plans)" \

@@ -5,5 +5,6 @@
 
 mod git;
 mod recovery;
+mod scheduler;
 mod scheduling;
 mod support;

@@ -29,6 +29,9 @@ pub enum Behavior {
     TimeOut,
     /// Succeeds after this long.
     Sleep(Duration),
+    /// Exits with this status once the gate is opened (`notify_one`), so a test can act while
+    /// the step is known to be running and before its end is recorded.
+    ExitWhen(Arc<tokio::sync::Notify>, i32),
 }
 
 /// A runner that plays a script instead of starting processes, and remembers what it ran.
@@ -145,6 +148,10 @@ impl Runner for ScriptedRunner {
                     () = tokio::time::sleep(d) => Exit::Code(0),
                     () = stop.cancelled() => Exit::Stopped,
                 },
+                Behavior::ExitWhen(gate, code) => tokio::select! {
+                    () = gate.notified() => Exit::Code(code),
+                    () = stop.cancelled() => Exit::Stopped,
+                },
             };
             this.running.fetch_sub(1, Ordering::SeqCst);
             let output = format!("{} {}: {exit:?}\n", key.0, key.1);
@@ -207,8 +214,18 @@ impl Harness {
     }
 
     pub fn engine(&self, runner: Arc<dyn Runner>, probe: Option<Arc<dyn Probe>>) -> Engine {
+        self.engine_with_lease(runner, probe, LEASE_TTL)
+    }
+
+    /// An engine whose leases last `lease_ttl`.
+    pub fn engine_with_lease(
+        &self,
+        runner: Arc<dyn Runner>,
+        probe: Option<Arc<dyn Probe>>,
+        lease_ttl: Duration,
+    ) -> Engine {
         let mut options = EngineOptions::new(self.home.path());
-        options.lease_ttl = LEASE_TTL;
+        options.lease_ttl = lease_ttl;
         options.heartbeat = Duration::from_millis(300);
         options.watch_interval = Duration::from_millis(50);
         let mut parts = Parts::new(self.store.clone(), runner, self.clock.clone(), options);
