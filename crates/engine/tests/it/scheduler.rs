@@ -159,8 +159,7 @@ async fn a_run_its_submitter_holds_is_not_taken_while_the_lease_is_live() {
     let h = Harness::new().await;
     let runner = ScriptedRunner::default();
     // A lease far longer than the test: only a scheduler ignoring it could take the run.
-    let submitter =
-        h.engine_with_lease(Arc::new(runner.clone()), None, Duration::from_secs(600));
+    let submitter = h.engine_with_lease(Arc::new(runner.clone()), None, Duration::from_secs(600));
     let run = submitter
         .submit(plan(&one_step("held")), None, 1)
         .await
@@ -181,7 +180,11 @@ async fn a_run_its_submitter_holds_is_not_taken_while_the_lease_is_live() {
 
     let held = h.store.run(&run).await.unwrap();
     assert_eq!(held.state, RunState::Running);
-    assert_eq!(held.driver, Some(lease), "the lease is still the submitter's");
+    assert_eq!(
+        held.driver,
+        Some(lease),
+        "the lease is still the submitter's"
+    );
     assert_eq!(runner.calls_of("held"), Vec::<String>::new());
     assert_eq!(run_events(&h, &run).await, [EventKind::RunStarted]);
 }
@@ -251,7 +254,10 @@ async fn a_run_whose_driver_vanished_is_adopted_after_its_lease_expires() {
         .filter(|e| e.kind == EventKind::RunResumed)
         .collect();
     assert_eq!(resumed.len(), 1, "{events:#?}");
-    assert_eq!(resumed[0].data, json!({"driver": engine.owner().to_string()}));
+    assert_eq!(
+        resumed[0].data,
+        json!({"driver": engine.owner().to_string()})
+    );
     assert!(
         resumed[0].at >= expires_at,
         "adopted at {} before the ghost's lease expired at {expires_at}",

@@ -427,3 +427,55 @@ async fn a_resume_body_with_an_unknown_field_is_unprocessable() {
         "{problem:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_view_of_a_failed_run_gives_way_to_its_resume() {
+    let server = Server::start().await;
+    let token = operator(&server).await;
+    // Fails the first time (leaving a marker), succeeds the second.
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("marker");
+    let script = format!(
+        "test -f '{m}' || {{ touch '{m}'; exit 1; }}",
+        m = marker.display()
+    );
+    let flaky = json!({"deliverables": [{"id": "d1", "steps": [{"name": "dev", "run": script}]}]});
+    let run = server.submit(&token, &flaky).await;
+    let failed = server.wait_for(&token, &run, "failed").await;
+    // Read again: this one is answered from memory, and is the same view.
+    let path = format!("/v1/workflows/{run}");
+    let kept = server.get(&path, &token).await;
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.text());
+    assert_eq!(kept.json(), failed);
+
+    let reply = server
+        .post_json(
+            &format!("{path}/resume"),
+            &token,
+            &json!({"retry_failed": true}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
+    // The kept `failed` view is served only until the run is reopened.
+    server
+        .wait_until(&token, &run, "reopened", |view| view["state"] != "failed")
+        .await;
+    let view = server.wait_for(&token, &run, "succeeded").await;
+    let d = &view["deliverables"][0];
+    assert_eq!(d["state"], "succeeded", "{view:#}");
+    assert_eq!(d["attempts"], 2, "{view:#}");
+    let steps: Vec<(&str, &Value)> = d["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["state"].as_str().unwrap(), &s["exit_code"]))
+        .collect();
+    assert_eq!(
+        steps,
+        [("failed", &json!(1)), ("succeeded", &json!(0))],
+        "{view:#}"
+    );
+    // The succeeded view is now the one kept and served.
+    let again = server.get(&path, &token).await;
+    assert_eq!(again.json(), view);
+}

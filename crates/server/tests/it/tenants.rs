@@ -210,3 +210,24 @@ async fn the_event_stream_carries_only_the_tokens_tenant() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_finished_run_is_not_found_though_kept_in_memory() {
+    let server = Server::start().await;
+    let a = server.token("tenant-a", "admin", &[Role::Admin]).await;
+    let b = server.token("tenant-b", "admin", &[Role::Admin]).await;
+    let run = server.submit(&a, &plan(1)).await;
+    // A reads the finished run, so its view is kept; the second read is served from memory.
+    server.wait_for(&a, &run, "succeeded").await;
+    let path = format!("/v1/workflows/{run}");
+    let kept = server.get(&path, &a).await;
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.text());
+    assert_eq!(kept.json()["state"], "succeeded");
+
+    let problem = server
+        .get(&path, &b)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(problem["detail"], format!("no run `{run}`"));
+    server.stop().await;
+}
