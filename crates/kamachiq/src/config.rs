@@ -42,6 +42,7 @@ pub struct RawServer {
     pub listen: Option<String>,
     pub max_runs: Option<u32>,
     pub shutdown_grace: Option<String>,
+    pub repo_roots: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -80,6 +81,7 @@ impl Raw {
                 listen: over.server.listen.or(self.server.listen),
                 max_runs: over.server.max_runs.or(self.server.max_runs),
                 shutdown_grace: over.server.shutdown_grace.or(self.server.shutdown_grace),
+                repo_roots: over.server.repo_roots.or(self.server.repo_roots),
             },
             server_url: over.server_url.or(self.server_url),
             token: over.token.or(self.token),
@@ -106,6 +108,8 @@ pub struct Config {
     pub max_runs: u32,
     /// How long a stopping server waits for its runs to be handed back.
     pub shutdown_grace: Duration,
+    /// Directories a server's runs may merge into (empty: anywhere), resolved.
+    pub repo_roots: Vec<PathBuf>,
     /// The server the CLI acts on (`None`: the local store).
     pub server_url: Option<String>,
     /// The token for `server_url`; never printed.
@@ -128,6 +132,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("max_runs", &self.max_runs)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("repo_roots", &self.repo_roots)
             .field("server_url", &self.server_url)
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("sources", &self.sources)
@@ -150,7 +155,7 @@ impl Config {
 }
 
 /// The environment variables kamachiq reads, with the key each sets.
-const ENV_KEYS: [(&str, &str); 15] = [
+const ENV_KEYS: [(&str, &str); 16] = [
     ("KAMACHIQ_HOME", "home"),
     ("KAMACHIQ_DATABASE_URL", "database_url"),
     ("KAMACHIQ_CONCURRENCY", "concurrency"),
@@ -163,6 +168,7 @@ const ENV_KEYS: [(&str, &str); 15] = [
     ("KAMACHIQ_SERVER_LISTEN", "server.listen"),
     ("KAMACHIQ_SERVER_MAX_RUNS", "server.max_runs"),
     ("KAMACHIQ_SERVER_SHUTDOWN_GRACE", "server.shutdown_grace"),
+    ("KAMACHIQ_SERVER_REPO_ROOTS", "server.repo_roots"),
     ("KAMACHIQ_SERVER", "server_url"),
     ("KAMACHIQ_TOKEN", "token"),
     ("KAMACHIQ_CONFIG", "(configuration file)"),
@@ -258,6 +264,12 @@ fn from_env(value: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Raw> {
             listen: value("KAMACHIQ_SERVER_LISTEN"),
             max_runs: number("KAMACHIQ_SERVER_MAX_RUNS")?,
             shutdown_grace: value("KAMACHIQ_SERVER_SHUTDOWN_GRACE"),
+            repo_roots: value("KAMACHIQ_SERVER_REPO_ROOTS").map(|v| {
+                v.split(':')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }),
         },
         server_url: value("KAMACHIQ_SERVER"),
         token: value("KAMACHIQ_TOKEN"),
@@ -360,6 +372,15 @@ fn validate(raw: Raw, sources: Vec<String>) -> anyhow::Result<Config> {
         raw.server.shutdown_grace.as_deref(),
         Duration::from_secs(30),
     )?;
+    let mut repo_roots = Vec::new();
+    for root in raw.server.repo_roots.unwrap_or_default() {
+        let resolved = std::fs::canonicalize(&root).map_err(|e| {
+            InvalidInput::new(format!(
+                "server.repo_roots: `{root}` is not a directory kamachiq can reach: {e}"
+            ))
+        })?;
+        repo_roots.push(resolved);
+    }
     let server_url = match raw.server_url {
         None => None,
         Some(url) => {
@@ -394,6 +415,7 @@ fn validate(raw: Raw, sources: Vec<String>) -> anyhow::Result<Config> {
         listen,
         max_runs,
         shutdown_grace,
+        repo_roots,
         server_url,
         token: raw.token.map(|t| t.trim().to_owned()),
         sources,
@@ -462,6 +484,10 @@ pub fn example() -> String {
         (
             "On Ctrl-C or SIGTERM, how long to wait for running work to be handed back. (KAMACHIQ_SERVER_SHUTDOWN_GRACE)",
             "shutdown_grace = \"30s\"",
+        ),
+        (
+            "Directories runs submitted over HTTP may merge into; empty means any repository the server can reach. Set it on a server shared by tenants. (KAMACHIQ_SERVER_REPO_ROOTS, colon-separated)",
+            "repo_roots = []",
         ),
     ] {
         out.push_str(&format!("# {comment}\n{line}\n\n"));

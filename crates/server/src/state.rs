@@ -26,6 +26,10 @@ pub struct ServerOptions {
     pub summary_ttl: Duration,
     /// Concurrency of a submitted run that asks for none.
     pub default_concurrency: u32,
+    /// Directories that submitted runs may merge into (a repository must be inside one).
+    /// Empty: any repository the server can reach, which suits one team; a server shared by
+    /// tenants should list each tenant's repositories here.
+    pub repo_roots: Vec<std::path::PathBuf>,
     pub scheduler: SchedulerOptions,
 }
 
@@ -36,6 +40,7 @@ impl Default for ServerOptions {
             token_cache_ttl: Duration::from_secs(5),
             summary_ttl: Duration::from_secs(5),
             default_concurrency: 4,
+            repo_roots: Vec::new(),
             scheduler: SchedulerOptions::default(),
         }
     }

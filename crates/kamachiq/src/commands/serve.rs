@@ -16,6 +16,7 @@ pub async fn serve(config: &Config) -> anyhow::Result<u8> {
     let engine = engine(config, store)?;
     let options = ServerOptions {
         default_concurrency: config.concurrency,
+        repo_roots: config.repo_roots.clone(),
         scheduler: SchedulerOptions {
             max_runs: usize::try_from(config.max_runs).unwrap_or(usize::MAX),
             ..SchedulerOptions::default()

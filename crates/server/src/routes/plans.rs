@@ -80,7 +80,7 @@ pub async fn execute(
             ));
         }
     };
-    let target = target(&plan, &params).await?;
+    let target = target(&plan, &params, &state.options().repo_roots).await?;
     let deliverables = plan.deliverables.len();
     let run_id = state
         .engine()
@@ -126,7 +126,11 @@ fn plan_format(request: &Request) -> Result<Format, ApiError> {
 
 /// The repository the run merges into: the query's, else the plan's. On a server it must be
 /// an absolute path (there is no plan file to be relative to).
-async fn target(plan: &Plan, params: &ExecuteParams) -> Result<Option<Target>, ApiError> {
+async fn target(
+    plan: &Plan,
+    params: &ExecuteParams,
+    roots: &[std::path::PathBuf],
+) -> Result<Option<Target>, ApiError> {
     let (repo, field) = match (&params.repo, &plan.repo) {
         (Some(repo), _) => (repo, "repo"),
         (None, Some(repo)) => (repo, "plan.repo"),
@@ -139,6 +143,19 @@ async fn target(plan: &Plan, params: &ExecuteParams) -> Result<Option<Target>, A
             field: Some(field.to_owned()),
             detail: format!("the repository must be an absolute path on the server (got `{repo}`)"),
         });
+    }
+    if !roots.is_empty() {
+        let inside = std::fs::canonicalize(path)
+            .is_ok_and(|real| roots.iter().any(|root| real.starts_with(root)));
+        if !inside {
+            return Err(ApiError::Unprocessable {
+                code: "repo_not_allowed",
+                field: Some(field.to_owned()),
+                detail: format!(
+                    "`{repo}` is not inside a directory this server may merge into (server.repo_roots)"
+                ),
+            });
+        }
     }
     let branch = params.branch.as_deref().or(plan.branch.as_deref());
     Target::resolve(path, branch)

@@ -479,3 +479,39 @@ async fn a_kept_view_of_a_failed_run_gives_way_to_its_resume() {
     let again = server.get(&path, &token).await;
     assert_eq!(again.json(), view);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_outside_the_allowed_roots_is_refused() {
+    let allowed = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let server = Server::with_options(ServerOptions {
+        repo_roots: vec![std::fs::canonicalize(allowed.path()).unwrap()],
+        ..ServerOptions::default()
+    })
+    .await;
+    let token = operator(&server).await;
+    let query = format!("?repo={}", elsewhere.path().display());
+    let reply = execute(
+        &server,
+        &token,
+        &query,
+        Some("application/json"),
+        plan(1).to_string(),
+    )
+    .await;
+    let problem = reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "repo_not_allowed");
+    assert_eq!(problem["field"], "repo");
+    assert_no_runs(&server, &token).await;
+
+    // Inside a root, the repository is checked as usual (this one is no git repository).
+    let inside = format!("?repo={}", allowed.path().display());
+    let reply = execute(
+        &server,
+        &token,
+        &inside,
+        Some("application/json"),
+        plan(1).to_string(),
+    )
+    .await;
+    reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_target");
+}
