@@ -32,6 +32,18 @@ async fn execute(
     server.send(request.body(body.into()).unwrap()).await
 }
 
+/// Submits the one-deliverable JSON plan with `query`.
+async fn execute_one(query: &str, server: &Server, token: &Token) -> crate::support::Reply {
+    execute(
+        server,
+        token,
+        query,
+        Some("application/json"),
+        plan(1).to_string(),
+    )
+    .await
+}
+
 /// Checks that the tenant has no run.
 async fn assert_no_runs(server: &Server, token: &Token) {
     let runs = server.get("/v1/workflows", token).await.json();
@@ -217,14 +229,7 @@ async fn a_concurrency_of_zero_is_a_bad_request() {
     let server = Server::start().await;
     let token = operator(&server).await;
     for concurrency in ["0", "1025"] {
-        let reply = execute(
-            &server,
-            &token,
-            &format!("?concurrency={concurrency}"),
-            Some("application/json"),
-            plan(1).to_string(),
-        )
-        .await;
+        let reply = execute_one(&format!("?concurrency={concurrency}"), &server, &token).await;
         let problem = reply.problem(StatusCode::BAD_REQUEST, "invalid_query");
         assert_eq!(problem["field"], "concurrency");
         assert_eq!(
@@ -239,14 +244,7 @@ async fn a_concurrency_of_zero_is_a_bad_request() {
 async fn an_unknown_query_parameter_is_a_bad_request() {
     let server = Server::start().await;
     let token = operator(&server).await;
-    let reply = execute(
-        &server,
-        &token,
-        "?colour=red",
-        Some("application/json"),
-        plan(1).to_string(),
-    )
-    .await;
+    let reply = execute_one("?colour=red", &server, &token).await;
     let problem = reply.problem(StatusCode::BAD_REQUEST, "invalid_query");
     let detail = problem["detail"].as_str().unwrap();
     assert!(
@@ -260,14 +258,7 @@ async fn an_unknown_query_parameter_is_a_bad_request() {
 async fn a_relative_repository_is_an_invalid_target() {
     let server = Server::start().await;
     let token = operator(&server).await;
-    let reply = execute(
-        &server,
-        &token,
-        "?repo=foo",
-        Some("application/json"),
-        plan(1).to_string(),
-    )
-    .await;
+    let reply = execute_one("?repo=foo", &server, &token).await;
     let problem = reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_target");
     assert_eq!(problem["field"], "repo");
     assert_eq!(
@@ -491,27 +482,13 @@ async fn a_repository_outside_the_allowed_roots_is_refused() {
     .await;
     let token = operator(&server).await;
     let query = format!("?repo={}", elsewhere.path().display());
-    let reply = execute(
-        &server,
-        &token,
-        &query,
-        Some("application/json"),
-        plan(1).to_string(),
-    )
-    .await;
+    let reply = execute_one(&query, &server, &token).await;
     let problem = reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "repo_not_allowed");
     assert_eq!(problem["field"], "repo");
     assert_no_runs(&server, &token).await;
 
     // Inside a root, the repository is checked as usual (this one is no git repository).
     let inside = format!("?repo={}", allowed.path().display());
-    let reply = execute(
-        &server,
-        &token,
-        &inside,
-        Some("application/json"),
-        plan(1).to_string(),
-    )
-    .await;
+    let reply = execute_one(&inside, &server, &token).await;
     reply.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_target");
 }
