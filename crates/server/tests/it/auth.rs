@@ -8,13 +8,7 @@ use crate::support::{Server, Token, call, plan};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_without_a_token_is_unauthenticated() {
     let server = Server::start().await;
-    let reply = server
-        .send(
-            call(Method::GET, "/v1/workflows", None)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let reply = server.get_anonymous("/v1/workflows").await;
     let problem = reply.problem(StatusCode::UNAUTHORIZED, "unauthenticated");
     assert_eq!(
         reply.header("www-authenticate"),
@@ -125,25 +119,13 @@ async fn a_viewer_cannot_manage_tokens_or_scrape_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness_need_no_token() {
     let server = Server::start().await;
-    let health = server
-        .send(
-            call(Method::GET, "/health", None)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let health = server.get_anonymous("/health").await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(
         health.json(),
         serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})
     );
-    let ready = server
-        .send(
-            call(Method::GET, "/ready", None)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let ready = server.get_anonymous("/ready").await;
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(
         ready.json(),
@@ -155,13 +137,7 @@ async fn health_and_readiness_need_no_token() {
 async fn readiness_fails_once_the_server_stops() {
     let server = Server::start().await;
     server.stop().await;
-    let ready = server
-        .send(
-            call(Method::GET, "/ready", None)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let ready = server.get_anonymous("/ready").await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         ready.json(),

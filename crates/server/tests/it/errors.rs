@@ -10,13 +10,7 @@ use crate::support::{Server, call};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_route_is_a_problem() {
     let server = Server::start().await;
-    let reply = server
-        .send(
-            call(Method::GET, "/v1/nowhere?x=1", None)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let reply = server.get_anonymous("/v1/nowhere?x=1").await;
     let problem = reply.problem(StatusCode::NOT_FOUND, "no_route");
     assert_eq!(problem["detail"], "no route /v1/nowhere");
 }

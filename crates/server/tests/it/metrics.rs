@@ -15,13 +15,7 @@ async fn metrics_are_prometheus_text_for_a_metrics_token() {
     let scraper = server
         .token("tenant-a", "prometheus", &[Role::Metrics])
         .await;
-    let health = server
-        .send(
-            call(Method::GET, "/health", None)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let health = server.get_anonymous("/health").await;
     assert_eq!(health.status, StatusCode::OK);
 
     let reply = server.get("/metrics", &scraper).await;

@@ -1,20 +1,13 @@
 //! The OpenAPI document: served as generated, and complete about errors.
 
-use axum::body::Body;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 
-use crate::support::{Server, call};
+use crate::support::Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_served_document_is_the_generated_one() {
     let server = Server::start().await;
-    let reply = server
-        .send(
-            call(Method::GET, "/v1/openapi.json", None)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let reply = server.get_anonymous("/v1/openapi.json").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert_eq!(

@@ -101,6 +101,12 @@ impl Server {
         }
     }
 
+    /// `GET path` without any token.
+    pub async fn get_anonymous(&self, path: &str) -> Reply {
+        self.send(call(Method::GET, path, None).body(Body::empty()).unwrap())
+            .await
+    }
+
     pub async fn get(&self, path: &str, token: &Token) -> Reply {
         self.send(
             call(Method::GET, path, Some(token))
