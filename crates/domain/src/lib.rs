@@ -13,6 +13,7 @@ pub mod plan;
 pub mod reason;
 pub mod run;
 pub mod state;
+pub mod tenant;
 pub mod time;
 
 pub use access::{Permission, Role};
@@ -21,6 +22,7 @@ pub use id::{DeliverableId, RunId, StepName, TenantId};
 pub use plan::Plan;
 pub use reason::{Reason, ReasonCode};
 pub use state::{DeliverableState, NotResumable, RunState};
+pub use tenant::{Tenant, TenantSettings};
 pub use time::Timestamp;
 
 /// Errors of the domain crate: values that do not satisfy the model's rules.
