@@ -32,6 +32,14 @@ named_enum! {
         DeliverableReopened = "deliverable_reopened",
         /// A finished run was reopened by a resume, to run some of its work again.
         RunReopened = "run_reopened",
+        /// Policy held a deliverable back (denied, or an approval is required); it waits in
+        /// the requeue for review.
+        DeliverableBlocked = "deliverable_blocked",
+        /// A blocked deliverable was let through: policy allowed it on re-evaluation, or an
+        /// operator overrode the block.
+        DeliverableUnblocked = "deliverable_unblocked",
+        /// The requeue's retry loop re-evaluated a blocked deliverable, which stays blocked.
+        RequeueRetried = "requeue_retried",
     }
 }
 

@@ -26,6 +26,16 @@ named_enum! {
         DependencyFailed = "dependency_failed",
         /// The run was cancelled by an operator.
         Cancelled = "cancelled",
+        /// Policy: the run's region is not one the tenant's data may live in.
+        Residency = "residency",
+        /// A budget (deliverable, run, or the tenant's day) cannot cover the work.
+        BudgetExhausted = "budget_exhausted",
+        /// The emergency stop is on.
+        EmergencyStop = "emergency_stop",
+        /// Policy denied the action for another reason (the detail lists them).
+        PolicyDenied = "policy_denied",
+        /// Policy requires a person to approve the action first.
+        ApprovalRequired = "approval_required",
     }
 }
 

@@ -39,14 +39,16 @@ impl DeliverableState {
     /// Whether `self -> to` is a legal transition.
     ///
     /// `Running -> Running` is a re-claim: the lease of a driver that died is taken over, with a
-    /// new attempt number. `Failed`, `Skipped` and `Cancelled` go back to `Pending` only when an
+    /// new attempt number. `Running -> Blocked` is policy holding back a step or a merge of a
+    /// deliverable already under way; when let through it is claimed again and goes on from
+    /// its next step. `Failed`, `Skipped` and `Cancelled` go back to `Pending` only when an
     /// operator resumes the run and asks for them to be retried.
     pub fn can_become(self, to: Self) -> bool {
         use DeliverableState::*;
         matches!(
             (self, to),
             (Pending, Running | Skipped | Cancelled | Blocked)
-                | (Running, Running | Succeeded | Failed | Cancelled)
+                | (Running, Running | Succeeded | Failed | Cancelled | Blocked)
                 | (Blocked, Pending | Cancelled | Skipped)
                 | (Failed | Skipped | Cancelled, Pending)
         )
@@ -117,6 +119,7 @@ mod tests {
             (Running, Succeeded),
             (Running, Failed),
             (Running, Cancelled),
+            (Running, Blocked),
             (Blocked, Pending),
             (Blocked, Cancelled),
             (Blocked, Skipped),

@@ -187,10 +187,16 @@ impl TenantSettings {
             }
         }
         for (field, cap) in [
-            ("budgets.deliverable_tokens", self.budgets.deliverable_tokens),
+            (
+                "budgets.deliverable_tokens",
+                self.budgets.deliverable_tokens,
+            ),
             ("budgets.run_tokens", self.budgets.run_tokens),
             ("budgets.day_tokens", self.budgets.day_tokens),
-            ("budgets.day_cost_micro_usd", self.budgets.day_cost_micro_usd),
+            (
+                "budgets.day_cost_micro_usd",
+                self.budgets.day_cost_micro_usd,
+            ),
         ] {
             if cap == Some(0) {
                 return Err(invalid(

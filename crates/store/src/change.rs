@@ -14,6 +14,9 @@ use kamachiq_domain::{
     DeliverableId, DeliverableState, Event, Reason, RunId, RunState, StepName, Timestamp,
 };
 
+use crate::audit::AuditEntry;
+use crate::requeue::{DecisionRecord, NewRequeue, Resolution};
+
 /// A deliverable's current lease: the fencing token every write for a running deliverable
 /// carries. A write whose attempt is not the deliverable's current one is rejected.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -140,6 +143,41 @@ pub enum Change {
         run: RunId,
         state: RunState,
     },
+    /// Record a policy decision (with the change it causes, in the same batch).
+    Decided(Box<DecisionRecord>),
+    /// Policy held a deliverable back: it becomes `blocked` and enters the requeue. With
+    /// `attempt`, a running deliverable held at that attempt (a step or a merge was held
+    /// back; its lease is given up); without, a ready pending one.
+    Block {
+        run: RunId,
+        deliverable: DeliverableId,
+        attempt: Option<u32>,
+        /// The reason the deliverable shows while blocked.
+        reason: Reason,
+        entry: Box<NewRequeue>,
+    },
+    /// Let a blocked deliverable through: it is pending (and ready) again and its requeue
+    /// entry is closed. `audit` is written when the change is accepted (an override).
+    Unblock {
+        requeue_id: String,
+        resolution: Resolution,
+        by: Option<String>,
+        justification: Option<String>,
+        /// The decision that let it through, when policy did.
+        decision_id: Option<String>,
+        audit: Option<Box<AuditEntry>>,
+    },
+    /// The retry loop re-evaluated a blocked deliverable, which stays blocked.
+    Retried {
+        requeue_id: String,
+        attempts: u32,
+        next_retry_at: Option<Timestamp>,
+        decision_id: String,
+        verdict: kamachiq_policy::Verdict,
+        reasons: Vec<kamachiq_policy::Reason>,
+    },
+    /// An audit record on its own (an operator action that changes no deliverable).
+    Audit(Box<AuditEntry>),
 }
 
 /// What a claim may take.

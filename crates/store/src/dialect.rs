@@ -95,6 +95,11 @@ impl Backend {
                     "tokens",
                     include_str!("../migrations/sqlite/20261122100000_tokens.sql"),
                 ),
+                (
+                    20261130000000,
+                    "policy",
+                    include_str!("../migrations/sqlite/20261130000000_policy.sql"),
+                ),
             ],
             Self::Postgres => &[
                 (
@@ -106,6 +111,11 @@ impl Backend {
                     20261122100000,
                     "tokens",
                     include_str!("../migrations/postgres/20261122100000_tokens.sql"),
+                ),
+                (
+                    20261130000000,
+                    "policy",
+                    include_str!("../migrations/postgres/20261130000000_policy.sql"),
                 ),
             ],
         };

@@ -1,5 +1,6 @@
 //! kamachiq's durable state: runs, their deliverables and dependency edges, step attempts and
-//! their output, rollback points, the event log, and API tokens.
+//! their output, rollback points, the event log, API tokens, tenants and their policy sets,
+//! policy decisions, the requeue of blocked deliverables, and the hash-chained audit trail.
 //!
 //! One implementation serves SQLite (the embedded default) and PostgreSQL (for many machines),
 //! chosen by the database URL at run time through sqlx's `Any` driver. The SQL is written once
@@ -7,24 +8,33 @@
 //! forward-only, embedded, and applied when a store opens.
 //!
 //! Writes go through [`Store::apply`]: a batch of [`Change`]s in one transaction, set-based, each
-//! state change committed together with its event. This crate depends on the domain crate only;
-//! it knows nothing of processes, git or HTTP, and never reads the clock (callers pass times in).
+//! state change committed together with its event. This crate depends on the domain and policy
+//! crates only (policy types are stored here, never evaluated); it knows nothing of processes,
+//! git or HTTP, and never reads the clock (callers pass times in).
 
 mod analytics;
 mod apply;
+mod audit;
 mod change;
 mod decode;
 mod dialect;
+mod requeue;
 mod runs;
 mod sql;
+mod tenants;
 mod tokens;
 
 pub use analytics::{Load, RunCounts, Summary};
+pub use audit::{AuditCheck, AuditEntry, AuditRecord};
 pub use change::{
     Applied, Change, ClaimKind, LeaseKey, Merge, Outcome, Rejected, StepEnd, StepRef, Then, by_run,
 };
 pub use dialect::Backend;
+pub use requeue::{
+    DecisionQuery, DecisionRecord, NewRequeue, RequeueEntry, RequeueQuery, Resolution,
+};
 pub use runs::{EventFilter, NewRun, Purpose, RunControl, RunQuery, RunStamp};
+pub use tenants::{PolicyStamp, StoredPolicy, policy_digest};
 pub use tokens::{NewToken, Token};
 
 use sqlx::AnyPool;
@@ -57,6 +67,12 @@ pub enum Error {
     TokenNameTaken { tenant: String, name: String },
     #[error("no live token `{0}`")]
     TokenNotFound(String),
+    #[error("tenant `{0}` already exists; change it with `kamachiq tenant update`")]
+    TenantExists(String),
+    #[error("no tenant `{0}`; create it with `kamachiq tenant create`")]
+    TenantNotFound(String),
+    #[error(transparent)]
+    InvalidSetting(kamachiq_domain::tenant::InvalidSetting),
     #[error("stored data does not fit the model: {0}")]
     Corrupt(String),
 }
@@ -123,6 +139,17 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Begins a transaction that will write, holding the lock that orders event and audit
+    /// appends (see [`Backend::event_order_lock`](dialect::Backend)).
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, Error> {
+        use sqlx::Executor;
+        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        if let Some(lock) = self.backend.event_order_lock() {
+            tx.execute(lock).await?;
+        }
+        Ok(tx)
     }
 
     /// Closes every connection; waits for them to be returned.

@@ -159,6 +159,9 @@ statements! {
     cancel_waiting = "UPDATE deliverables SET state = 'cancelled', reason = 'cancelled', reason_detail = $2, \
         finished_at = $3 WHERE run_id = $1 AND state IN ('pending', 'blocked') RETURNING id";
 
+    close_requeue_of_run = "UPDATE requeue SET resolved_at = $2, updated_at = $2, resolution = 'cancelled', \
+        next_retry_at = NULL WHERE run_id = $1 AND resolved_at IS NULL";
+
     cancel_orphans = "UPDATE deliverables SET state = 'cancelled', reason = 'cancelled', reason_detail = $2, \
         finished_at = $3, lease_owner = NULL, lease_expires_at = NULL, current_step = NULL \
         WHERE run_id = $1 AND state = 'running' RETURNING id";
@@ -218,8 +221,15 @@ statements! {
             (SELECT created_at, id FROM runs WHERE id = $3 AND ($1 IS NULL OR tenant = $1))) \
         ORDER BY created_at DESC, id DESC LIMIT $2";
 
+    // A run whose unfinished work all waits on review (blocked, or pending behind something
+    // blocked) needs no driver until the requeue lets something through; one that asked to be
+    // cancelled, or has nothing left unfinished (to be settled), does.
     select_runs_awaiting_driver = "SELECT id FROM runs \
         WHERE state = 'running' AND (driver IS NULL OR driver_expires_at < $1) \
+        AND (cancel_requested = 1 \
+            OR EXISTS (SELECT 1 FROM deliverables d WHERE d.run_id = runs.id \
+                AND (d.state = 'running' OR (d.state = 'pending' AND d.waiting_on = 0))) \
+            OR NOT EXISTS (SELECT 1 FROM deliverables d WHERE d.run_id = runs.id AND d.state = 'blocked')) \
         ORDER BY id LIMIT $2";
 
     insert_token = "INSERT INTO tokens (id, tenant, name, roles, hash, created_at) \
@@ -286,4 +296,86 @@ statements! {
 
     select_rollback_points = "SELECT id, run_id, deliverable, repo, branch, before_commit, merge_commit, \
         created_at FROM rollback_points WHERE run_id = $1 ORDER BY created_at, id";
+
+    select_last_audit_hash = "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1";
+
+    insert_audit = "INSERT INTO audit (at, tenant, actor, action, subject, detail, prev_hash, hash) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+    select_audit = "SELECT seq, at, tenant, actor, action, subject, detail, prev_hash, hash FROM audit \
+        WHERE seq > $1 AND ($2 IS NULL OR tenant = $2) ORDER BY seq LIMIT $3";
+
+    select_tenant = "SELECT id, settings, version, created_at, updated_at FROM tenants WHERE id = $1";
+
+    select_tenants_all = "SELECT id, settings, version, created_at, updated_at FROM tenants ORDER BY id";
+
+    insert_tenant = "INSERT INTO tenants (id, settings, version, created_at, updated_at) \
+        VALUES ($1, $2, 1, $3, $3) ON CONFLICT (id) DO NOTHING RETURNING id";
+
+    update_tenant = "UPDATE tenants SET settings = $2, version = $3, updated_at = $4 WHERE id = $1";
+
+    select_latest_policy = "SELECT tenant, version, modules, digest, created_by, created_at FROM policies \
+        WHERE tenant = $1 ORDER BY version DESC LIMIT 1";
+
+    select_policy_version = "SELECT tenant, version, modules, digest, created_by, created_at FROM policies \
+        WHERE tenant = $1 AND version = $2";
+
+    select_policies = "SELECT tenant, version, modules, digest, created_by, created_at FROM policies \
+        WHERE tenant = $1 ORDER BY version";
+
+    insert_policy = "INSERT INTO policies (tenant, version, modules, digest, created_by, created_at) \
+        VALUES ($1, $2, $3, $4, $5, $6)";
+
+    select_policy_stamp = "SELECT (SELECT version FROM tenants WHERE id = $1) AS tenant_version, \
+        (SELECT MAX(version) FROM policies WHERE tenant = $1) AS policy_version";
+
+    insert_decisions = "INSERT INTO decisions (id, tenant, run_id, deliverable, action, verdict, policy_version, \
+        decision, input, at) \
+        SELECT value ->> 'id', value ->> 'tenant', value ->> 'run', value ->> 'deliverable', value ->> 'action', \
+        value ->> 'verdict', CAST(value ->> 'policy_version' AS BIGINT), CAST(value -> 'decision' AS TEXT), \
+        CAST(value -> 'input' AS TEXT), CAST(value ->> 'at' AS BIGINT) FROM json_rows($1)";
+
+    select_decisions = "SELECT id, tenant, run_id, deliverable, decision, input, at FROM decisions \
+        WHERE ($1 IS NULL OR tenant = $1) AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR id > $3) \
+        ORDER BY id LIMIT $4";
+
+    select_decision = "SELECT id, tenant, run_id, deliverable, decision, input, at FROM decisions WHERE id = $1";
+
+    block_pending = "UPDATE deliverables SET state = 'blocked', reason = $3, reason_detail = $4 \
+        WHERE run_id = $1 AND id = $2 AND state = 'pending' AND waiting_on = 0 RETURNING id";
+
+    block_running = "UPDATE deliverables SET state = 'blocked', reason = $3, reason_detail = $4, \
+        lease_owner = NULL, lease_expires_at = NULL, current_step = NULL \
+        WHERE run_id = $1 AND id = $2 AND state = 'running' AND attempt = $5 RETURNING id";
+
+    insert_requeue = "INSERT INTO requeue (id, tenant, run_id, deliverable, action, decision_id, verdict, reasons, \
+        attempts, next_retry_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $10)";
+
+    select_open_requeue = "SELECT run_id, deliverable FROM requeue WHERE id = $1 AND resolved_at IS NULL";
+
+    unblock = "UPDATE deliverables SET state = 'pending', reason = NULL, reason_detail = NULL \
+        WHERE run_id = $1 AND id = $2 AND state = 'blocked' RETURNING id";
+
+    resolve_requeue = "UPDATE requeue SET resolved_at = $2, updated_at = $2, resolution = $3, resolved_by = $4, \
+        justification = $5, next_retry_at = NULL, decision_id = COALESCE($6, decision_id) \
+        WHERE id = $1 AND resolved_at IS NULL";
+
+    retry_requeue = "UPDATE requeue SET attempts = $2, next_retry_at = $3, decision_id = $4, verdict = $5, \
+        reasons = $6, updated_at = $7 WHERE id = $1 AND resolved_at IS NULL RETURNING run_id, deliverable";
+
+    select_requeue = "SELECT id, tenant, run_id, deliverable, action, decision_id, verdict, reasons, attempts, \
+        next_retry_at, created_at, updated_at, resolved_at, resolution, resolved_by, justification FROM requeue \
+        WHERE ($1 IS NULL OR tenant = $1) AND ($2 IS NULL OR run_id = $2) AND ($3 = 0 OR resolved_at IS NULL) \
+        ORDER BY created_at DESC, id DESC LIMIT $4";
+
+    select_requeue_entry = "SELECT id, tenant, run_id, deliverable, action, decision_id, verdict, reasons, attempts, \
+        next_retry_at, created_at, updated_at, resolved_at, resolution, resolved_by, justification FROM requeue \
+        WHERE id = $1";
+
+    select_requeue_due = "SELECT id, tenant, run_id, deliverable, action, decision_id, verdict, reasons, attempts, \
+        next_retry_at, created_at, updated_at, resolved_at, resolution, resolved_by, justification FROM requeue \
+        WHERE resolved_at IS NULL AND next_retry_at IS NOT NULL AND next_retry_at <= $1 \
+        ORDER BY next_retry_at, id LIMIT $2";
+
+    requeue_due_now = "UPDATE requeue SET next_retry_at = $2 WHERE tenant = $1 AND resolved_at IS NULL";
 }

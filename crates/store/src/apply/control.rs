@@ -56,6 +56,14 @@ impl Store {
                             .bind(at)
                             .execute(&mut **tx)
                             .await?;
+                    } else {
+                        // Blocked deliverables were cancelled with the rest: their entries
+                        // leave the requeue.
+                        sqlx::query(self.sql.close_requeue_of_run.sql())
+                            .bind(run.as_str())
+                            .bind(at)
+                            .execute(&mut **tx)
+                            .await?;
                     }
                     let mut ids = Vec::with_capacity(rows.len());
                     for row in &rows {

@@ -11,6 +11,7 @@
 mod control;
 mod endings;
 mod events;
+mod policy;
 mod steps;
 
 use std::collections::HashSet;
@@ -146,6 +147,7 @@ impl Store {
         self.apply_successes(&mut tx, &mut batch).await?;
         self.apply_endings(&mut tx, &mut batch).await?;
         self.apply_run_changes(&mut tx, &mut batch).await?;
+        self.apply_policy_changes(&mut tx, &mut batch).await?;
         let events = self.insert_events(&mut tx, batch.at, batch.events).await?;
         tx.commit().await?;
         Ok(Outcome {

@@ -65,4 +65,58 @@ contract_tests!(
     runs_awaiting_a_driver_skip_live_leases,
     runs_submitted_together_are_stored_together,
     a_page_cursor_from_another_tenant_finds_nothing,
+    tenants_are_created_updated_and_audited,
+    policies_are_versioned_and_unchanged_sets_are_not_stored_twice,
+    a_blocked_deliverable_waits_in_the_requeue_until_let_through,
+    a_running_deliverable_is_blocked_only_at_its_attempt,
+    retries_keep_the_entry_open_and_a_change_makes_it_due_at_once,
+    cancelling_a_run_closes_its_requeue_entries,
+    decisions_are_recorded_with_their_input_and_paged,
+    the_audit_trail_chains_every_record,
 );
+
+/// The audit trail refuses edits, and an edit made behind the store's back (its guard
+/// removed first) is found by the chain. SQLite only: it needs the database file.
+#[tokio::test]
+async fn an_edited_audit_record_breaks_the_chain() {
+    use sqlx::Executor;
+    let (store, dir) = support::sqlite().await;
+    for i in 0..3 {
+        store
+            .audit(
+                kamachiq_domain::Timestamp::from_millis(i),
+                &kamachiq_store::AuditEntry {
+                    tenant: kamachiq_domain::TenantId::parse("tenant-a").unwrap(),
+                    actor: "alice".into(),
+                    action: "requeue_override".into(),
+                    subject: format!("rq-{i}"),
+                    detail: serde_json::json!({"justification": "ok"}),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    sqlx::any::install_default_drivers();
+    let raw = sqlx::AnyPool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("kamachiq.db").display()
+    ))
+    .await
+    .unwrap();
+    let refused = raw
+        .execute("UPDATE audit SET actor = 'mallory' WHERE seq = 2")
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+    assert!(
+        raw.execute("DELETE FROM audit WHERE seq = 3")
+            .await
+            .is_err()
+    );
+    raw.execute("DROP TRIGGER audit_no_update").await.unwrap();
+    raw.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 2")
+        .await
+        .unwrap();
+    let check = store.verify_audit().await.unwrap();
+    assert_eq!(check.broken_at, Some(2));
+}

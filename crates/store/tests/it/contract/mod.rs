@@ -1,10 +1,12 @@
 //! The store contract, run against SQLite and PostgreSQL (see `main.rs`).
 
 mod access;
+mod policy;
 mod runs;
 mod steps;
 
 pub use access::*;
+pub use policy::*;
 pub use runs::*;
 pub use steps::*;
 
