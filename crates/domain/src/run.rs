@@ -107,6 +107,9 @@ pub struct DeliverableStatus {
     pub merge_commit: Option<String>,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    /// The requeue entry whose operator override lets it run although policy would hold it
+    /// back (the emergency stop aside).
+    pub policy_override: Option<String>,
 }
 
 named_enum! {

@@ -53,6 +53,10 @@ pub struct Input {
     #[serde(default)]
     pub spent: Spent,
     #[serde(default)]
+    pub reserve: Reserve,
+    #[serde(default)]
+    pub autonomy: Autonomy,
+    #[serde(default)]
     pub emergency_stop: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<DiffInput>,
@@ -99,4 +103,27 @@ pub struct DiffInput {
 pub struct Module {
     pub name: String,
     pub source: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reserve {
+    pub tokens: u64,
+    pub cost_usd: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Autonomy {
+    pub phase: String,
+    pub approval_mode: String,
+    pub paused_actions: Vec<Action>,
+}
+
+impl Default for Autonomy {
+    fn default() -> Self {
+        Self {
+            phase: "L3".into(),
+            approval_mode: "supervised".into(),
+            paused_actions: Vec::new(),
+        }
+    }
 }

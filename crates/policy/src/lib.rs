@@ -2,5 +2,10 @@
 #![allow(missing_docs)]
 mod decision;
 mod input;
+mod rego;
 pub use decision::{Decision, Reason, Risk, Verdict};
-pub use input::{Action, DeliverableInput, DiffInput, Input, Module, RunInput, Spent, StepInput};
+pub use input::{
+    Action, Autonomy, DeliverableInput, DiffInput, Input, Module, Reserve, RunInput, Spent,
+    StepInput,
+};
+pub use rego::{Error, PolicySet, decide};

@@ -99,6 +99,7 @@ pub(crate) fn deliverable(row: &AnyRow) -> Result<DeliverableStatus, Error> {
         merge_commit: opt_text(row, "merge_commit")?,
         started_at: opt_time(row, "started_at")?,
         finished_at: opt_time(row, "finished_at")?,
+        policy_override: opt_text(row, "policy_override")?,
     })
 }
 

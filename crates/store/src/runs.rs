@@ -328,6 +328,34 @@ impl Store {
         rows.iter().map(decode::deliverable).collect()
     }
 
+    /// Which of `ids` are pending and ready, with the step each resumes at and its policy
+    /// override: what a driver asks about the deliverables it saw held back, to pick up those
+    /// let through since.
+    pub async fn ready_among(
+        &self,
+        run: &RunId,
+        ids: &[DeliverableId],
+    ) -> Result<Vec<(DeliverableId, u32, Option<String>)>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<Value> = ids.iter().map(|id| json!({"id": id})).collect();
+        let rows = sqlx::query(self.sql.select_ready_among.sql())
+            .bind(run.as_str())
+            .bind(Value::Array(wanted).to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    DeliverableId::parse(text(row, "id")?)?,
+                    count(row, "next_step")?,
+                    opt_text(row, "policy_override")?,
+                ))
+            })
+            .collect()
+    }
+
     /// Step attempts of a run (or of one deliverable), by deliverable, step and attempt.
     pub async fn step_attempts(
         &self,

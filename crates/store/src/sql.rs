@@ -277,8 +277,12 @@ statements! {
         WHERE run_id IN (SELECT value ->> 'id' FROM json_rows($1)) GROUP BY run_id, state";
 
     select_deliverables = "SELECT run_id, id, position, state, waiting_on, attempt, next_step, current_step, \
-        lease_owner, lease_expires_at, reason, reason_detail, merge_commit, started_at, finished_at \
-        FROM deliverables WHERE run_id = $1 ORDER BY position";
+        lease_owner, lease_expires_at, reason, reason_detail, merge_commit, started_at, finished_at, \
+        policy_override FROM deliverables WHERE run_id = $1 ORDER BY position";
+
+    select_ready_among = "SELECT id, next_step, policy_override FROM deliverables \
+        WHERE run_id = $1 AND state = 'pending' AND waiting_on = 0 \
+        AND id IN (SELECT value ->> 'id' FROM json_rows($2))";
 
     select_step_attempts = "SELECT deliverable, step_index, step, attempt, state, exit_code, reason, \
         reason_detail, output_bytes, started_at, finished_at FROM step_attempts \
@@ -353,7 +357,8 @@ statements! {
 
     select_open_requeue = "SELECT run_id, deliverable FROM requeue WHERE id = $1 AND resolved_at IS NULL";
 
-    unblock = "UPDATE deliverables SET state = 'pending', reason = NULL, reason_detail = NULL \
+    unblock = "UPDATE deliverables SET state = 'pending', reason = NULL, reason_detail = NULL, \
+        policy_override = COALESCE($3, policy_override) \
         WHERE run_id = $1 AND id = $2 AND state = 'blocked' RETURNING id";
 
     resolve_requeue = "UPDATE requeue SET resolved_at = $2, updated_at = $2, resolution = $3, resolved_by = $4, \

@@ -79,5 +79,8 @@ $$;
 CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
     FOR EACH ROW EXECUTE FUNCTION audit_append_only();
 
+-- The requeue entry whose override lets a deliverable run although policy would hold it back.
+ALTER TABLE deliverables ADD COLUMN policy_override TEXT;
+
 -- The requeue's retry loop and blocked work: which runs wait only on review.
 CREATE INDEX deliverables_blocked ON deliverables (state) WHERE state = 'blocked';

@@ -80,5 +80,8 @@ BEGIN
     SELECT RAISE(ABORT, 'the audit trail is append-only');
 END;
 
+-- The requeue entry whose override lets a deliverable run although policy would hold it back.
+ALTER TABLE deliverables ADD COLUMN policy_override TEXT;
+
 -- The requeue's retry loop and blocked work: which runs wait only on review.
 CREATE INDEX deliverables_blocked ON deliverables (state) WHERE state = 'blocked';

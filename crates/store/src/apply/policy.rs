@@ -12,7 +12,7 @@ use super::{Batch, json_array};
 use crate::audit::AuditEntry;
 use crate::change::{Applied, Change};
 use crate::decode::text;
-use crate::requeue::verdict_name;
+use crate::requeue::{Resolution, verdict_name};
 use crate::{Error, Store};
 
 fn encode<T: Serialize>(what: &str, value: &T) -> Result<String, Error> {
@@ -101,9 +101,14 @@ impl Store {
                     };
                     let run = RunId::parse(text(&open, "run_id")?)?;
                     let deliverable = DeliverableId::parse(text(&open, "deliverable")?)?;
+                    // An override lets the deliverable run from now on, whatever policy says
+                    // of it (the emergency stop aside).
+                    let waiver =
+                        (*resolution == Resolution::Overridden).then_some(requeue_id.as_str());
                     let unblocked = sqlx::query(self.sql.unblock.sql())
                         .bind(run.as_str())
                         .bind(deliverable.as_str())
+                        .bind(waiver)
                         .fetch_optional(&mut **tx)
                         .await?;
                     if unblocked.is_none() {

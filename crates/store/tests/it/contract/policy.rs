@@ -37,6 +37,8 @@ fn decision_record(id: &str, run: &RunId, deliverable: &str, verdict: Verdict) -
             deliverable: None,
             step: None,
             spent: Default::default(),
+            reserve: Default::default(),
+            autonomy: Default::default(),
             emergency_stop: false,
             diff: None,
             at: t(1),
