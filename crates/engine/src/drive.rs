@@ -14,8 +14,10 @@ use std::time::Instant;
 use kamachiq_domain::plan::{Deliverable, Step};
 use kamachiq_domain::run::{Run, StepState};
 use kamachiq_domain::{DeliverableId, DeliverableState, Reason, ReasonCode, RunId, RunState};
+use kamachiq_policy as policy;
 use kamachiq_store::{
-    Applied, Change, ClaimKind, LeaseKey, Merge, Purpose, Rejected, StepEnd, StepRef, Then,
+    Applied, Change, ClaimKind, LeaseKey, Merge, NewRequeue, Purpose, Rejected, StepEnd, StepRef,
+    Then,
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::committer::Committed;
 use crate::engine::{Ending, Engine};
+use crate::gate::Judged;
 use crate::lease::{Driving, acquire};
 use crate::probe::{Action, Point};
 use crate::runner::{Exit, StepOutcome, StepSpec, reap_orphans};
@@ -47,6 +50,8 @@ enum TaskEnd {
     Failed,
     Cancelled,
     Released,
+    /// Policy held it back; it waits in the requeue.
+    Blocked(DeliverableId),
     /// Somebody else holds it (a claim or write was rejected).
     NotHeld,
     Crashed,
@@ -125,23 +130,30 @@ pub(crate) async fn drive(
             .await;
         return Err(e);
     }
-    // Deliverables by id, with the step each resumes at: looked up once per task, so it must
-    // not be a scan of the plan. A deliverable's next step does not change while it waits, so
-    // the value read now is the one its claim will find.
-    let next_steps: HashMap<&str, u32> = deliverables
+    // Deliverables by id, with the step each resumes at and its policy waiver: looked up once
+    // per task, so it must not be a scan of the plan. A deliverable's next step does not
+    // change while it waits, so the value read now is the one its claim will find; one held
+    // back by policy and let through is read again when it is.
+    let known: HashMap<&str, (u32, Option<String>)> = deliverables
         .iter()
-        .map(|d| (d.id.as_str(), d.next_step))
+        .map(|d| (d.id.as_str(), (d.next_step, d.policy_override.clone())))
         .collect();
-    let by_id: HashMap<DeliverableId, (Arc<Deliverable>, u32)> = run
+    let mut by_id: HashMap<DeliverableId, Work> = run
         .plan
         .deliverables
         .iter()
         .map(|d| {
-            let next = next_steps.get(d.id.as_str()).copied().unwrap_or(0);
-            (d.id.clone(), (Arc::new(d.clone()), next))
+            let (next_step, waiver) = known.get(d.id.as_str()).cloned().unwrap_or_default();
+            let work = Work {
+                deliverable: Arc::new(d.clone()),
+                next_step,
+                waiver,
+            };
+            (d.id.clone(), work)
         })
         .collect();
     let mut ready: VecDeque<(DeliverableId, ClaimKind)> = VecDeque::new();
+    let mut blocked: Vec<DeliverableId> = Vec::new();
     for d in &deliverables {
         match d.state {
             // Left running by a driver that is gone: take it over first.
@@ -149,6 +161,7 @@ pub(crate) async fn drive(
             DeliverableState::Pending if d.waiting_on == 0 => {
                 ready.push_back((d.id.clone(), ClaimKind::Ready));
             }
+            DeliverableState::Blocked => blocked.push(d.id.clone()),
             _ => {}
         }
     }
@@ -173,10 +186,10 @@ pub(crate) async fn drive(
                 let Some((id, kind)) = ready.pop_front() else {
                     break;
                 };
-                let Some((deliverable, next_step)) = by_id.get(&id).cloned() else {
+                let Some(work) = by_id.get(&id).cloned() else {
                     continue;
                 };
-                tasks.spawn(execute(shared.clone(), deliverable, kind, next_step));
+                tasks.spawn(execute(shared.clone(), work, kind));
             }
         }
         if tasks.is_empty() {
@@ -200,6 +213,7 @@ pub(crate) async fn drive(
                     failure.get_or_insert(e);
                     shared.stop_all(Stop::Release);
                 }
+                Some(Ok(TaskEnd::Blocked(id))) => blocked.push(id),
                 Some(Ok(TaskEnd::Failed | TaskEnd::Cancelled | TaskEnd::Released)) | None => {}
                 Some(Err(join)) => {
                     failure.get_or_insert(Error::Io(format!("a deliverable task died: {join}")));
@@ -207,6 +221,21 @@ pub(crate) async fn drive(
                 }
             },
             _ = tick.tick() => {
+                if !blocked.is_empty() && !shared.stop.is_cancelled() {
+                    match inner.store.ready_among(&run_id, &blocked).await {
+                        Ok(let_through) => {
+                            for (id, next_step, waiver) in let_through {
+                                blocked.retain(|b| *b != id);
+                                if let Some(work) = by_id.get_mut(&id) {
+                                    work.next_step = next_step;
+                                    work.waiver = waiver;
+                                }
+                                ready.push_back((id, ClaimKind::Ready));
+                            }
+                        }
+                        Err(e) => tracing::warn!(run = %run_id, error = %e, "cannot check held-back work; retrying"),
+                    }
+                }
                 match watch(&engine, &run_id, &mut last_renewal).await {
                     Ok(Watch::Continue) => {}
                     Ok(Watch::Cancelled) => shared.stop_all(Stop::Cancel),
@@ -272,7 +301,13 @@ pub(crate) async fn settle(engine: &Engine, run_id: &RunId) -> Result<Ending, Er
                 .store
                 .release_driver(run_id, &inner.owner.to_string())
                 .await?;
-            Ok(Ending::Interrupted)
+            Ok(if counts.blocked > 0 {
+                Ending::Blocked {
+                    blocked: counts.blocked,
+                }
+            } else {
+                Ending::Interrupted
+            })
         }
     }
 }
@@ -356,16 +391,100 @@ impl Shared {
     fn probe(&self, deliverable: &DeliverableId, point: &Point) -> Action {
         self.engine.inner.probe.at(deliverable, point)
     }
+
+    /// Asks the policy gate about `action` on `deliverable` (and `step`).
+    async fn decide(
+        &self,
+        deliverable: &Deliverable,
+        action: policy::Action,
+        step: Option<&Step>,
+    ) -> Result<Judged, Error> {
+        let run = &self.run;
+        let input = policy::Input {
+            action,
+            tenant: run.tenant.to_string(),
+            region: run.region.clone(),
+            run: Some(policy::RunInput {
+                id: run.id.to_string(),
+                title: run.title.clone(),
+            }),
+            deliverable: Some(policy::DeliverableInput {
+                id: deliverable.id.to_string(),
+                persona: deliverable.persona.clone(),
+                tools: deliverable.tools.clone(),
+                budget_tokens: deliverable.budget_tokens,
+            }),
+            step: step.map(|s| policy::StepInput {
+                name: s.name.to_string(),
+                agent: None,
+                model: None,
+            }),
+            spent: policy::Spent::default(),
+            reserve: policy::Reserve::default(),
+            autonomy: policy::Autonomy::default(),
+            emergency_stop: false,
+            diff: None,
+            at: self.engine.inner.clock.now(),
+        };
+        self.engine.inner.gate.decide(&run.tenant, input).await
+    }
+}
+
+/// Holds a deliverable back after `decided` (the last of which said no): it becomes blocked,
+/// waits in the requeue, and the decisions are recorded with the block. `attempt`: the claim
+/// it held, when it was running.
+async fn block(
+    shared: &Shared,
+    id: &DeliverableId,
+    attempt: Option<u32>,
+    decided: Vec<Judged>,
+) -> Result<TaskEnd, Error> {
+    let Some(last) = decided.last() else {
+        return Ok(TaskEnd::NotHeld);
+    };
+    let options = &shared.engine.inner.options;
+    let now = shared.engine.inner.clock.now();
+    let entry = NewRequeue {
+        id: format!("rq-{}", ulid::Ulid::generate().to_string().to_lowercase()),
+        tenant: shared.run.tenant.clone(),
+        action: last.record.input.action,
+        decision_id: last.record.id.clone(),
+        verdict: last.decision.verdict,
+        reasons: last.decision.reasons.clone(),
+        next_retry_at: Some(now.plus(crate::requeue::backoff(&options.requeue, 0))),
+    };
+    tracing::info!(run = %shared.run.id, deliverable = %id, requeue = %entry.id,
+        action = %entry.action, "held back by policy");
+    let mut changes: Vec<Change> = decided
+        .iter()
+        .map(|j| Change::Decided(Box::new(j.record.clone())))
+        .collect();
+    changes.push(Change::Block {
+        run: shared.run.id.clone(),
+        deliverable: id.clone(),
+        attempt,
+        reason: last.block_reason(),
+        entry: Box::new(entry),
+    });
+    let committed = shared.engine.inner.committer.commit_many(changes).await?;
+    Ok(match committed.last().map(|c| &c.result) {
+        Some(Ok(_)) => TaskEnd::Blocked(id.clone()),
+        _ => TaskEnd::NotHeld,
+    })
+}
+
+/// A deliverable to run: what the plan says of it, the step it resumes at, and the requeue
+/// entry whose override waives policy for it, if any.
+#[derive(Clone, Debug)]
+struct Work {
+    deliverable: Arc<Deliverable>,
+    next_step: u32,
+    waiver: Option<String>,
 }
 
 /// The life of one deliverable, from claim to merge.
-async fn execute(
-    shared: Arc<Shared>,
-    deliverable: Arc<Deliverable>,
-    kind: ClaimKind,
-    next_step: u32,
-) -> TaskEnd {
-    match run_deliverable(&shared, &deliverable, kind, next_step).await {
+async fn execute(shared: Arc<Shared>, work: Work, kind: ClaimKind) -> TaskEnd {
+    match run_deliverable(&shared, &work, kind).await {
         Ok(end) => end,
         Err(e) => TaskEnd::Error(e),
     }
@@ -379,13 +498,10 @@ fn step_ref(deliverable: &Deliverable, index: u32) -> Option<StepRef> {
     })
 }
 
-async fn run_deliverable(
-    shared: &Shared,
-    deliverable: &Deliverable,
-    kind: ClaimKind,
-    expected_next: u32,
-) -> Result<TaskEnd, Error> {
+async fn run_deliverable(shared: &Shared, work: &Work, kind: ClaimKind) -> Result<TaskEnd, Error> {
     let inner = &shared.engine.inner;
+    let deliverable = &*work.deliverable;
+    let waiver = work.waiver.as_deref();
     let id = &deliverable.id;
     let run = &shared.run.id;
     if kind == ClaimKind::Takeover {
@@ -394,24 +510,69 @@ async fn run_deliverable(
             tracing::info!(run = %run, deliverable = %id, reaped, "killed steps left by a previous driver");
         }
     }
-    let claim = shared
-        .commit(Change::Claim {
-            run: run.clone(),
-            deliverable: id.clone(),
-            owner: inner.owner.to_string(),
-            lease_until: inner.clock.now().plus(inner.options.lease_ttl),
-            kind,
-            start: step_ref(deliverable, expected_next),
-        })
-        .await?;
-    let Ok(Applied::Claimed {
+    // Policy decides before anything starts: the deliverable's provisioning (unless it is
+    // taken over, already under way), then the step its claim starts. What they decide is
+    // committed with the claim, or with the block.
+    let mut decided = Vec::new();
+    if kind == ClaimKind::Ready {
+        let judged = shared
+            .decide(deliverable, policy::Action::Provision, None)
+            .await?;
+        let proceeds = judged.proceeds(waiver);
+        decided.push(judged);
+        if !proceeds {
+            return block(shared, id, None, decided).await;
+        }
+    }
+    let first = step_ref(deliverable, work.next_step);
+    let mut start = None;
+    if let Some(step) = deliverable
+        .steps
+        .get(usize::try_from(work.next_step).unwrap_or(usize::MAX))
+    {
+        let judged = shared
+            .decide(deliverable, policy::Action::RunStep, Some(step))
+            .await?;
+        if judged.proceeds(waiver) {
+            start.clone_from(&first);
+            decided.push(judged);
+        } else if kind == ClaimKind::Ready {
+            decided.push(judged);
+            return block(shared, id, None, decided).await;
+        } else {
+            // Taken over: claimed without starting the step, then held back at that claim.
+            decided.push(judged);
+        }
+    }
+    let mut changes: Vec<Change> = Vec::with_capacity(decided.len() + 1);
+    changes.push(Change::Claim {
+        run: run.clone(),
+        deliverable: id.clone(),
+        owner: inner.owner.to_string(),
+        lease_until: inner.clock.now().plus(inner.options.lease_ttl),
+        kind,
+        start: start.clone(),
+    });
+    let held_back = start.is_none() && first.is_some();
+    if !held_back {
+        changes.extend(
+            decided
+                .iter()
+                .map(|j| Change::Decided(Box::new(j.record.clone()))),
+        );
+    }
+    let claim = shared.engine.inner.committer.commit_many(changes).await?;
+    let Some(Ok(Applied::Claimed {
         attempt,
         next_step,
         step_attempt,
-    }) = claim.result
+    })) = claim.first().map(|c| c.result.clone())
     else {
         return Ok(TaskEnd::NotHeld);
     };
+    if held_back {
+        return block(shared, id, Some(attempt), decided).await;
+    }
     let lease = LeaseKey {
         run: run.clone(),
         deliverable: id.clone(),
@@ -452,12 +613,17 @@ async fn run_deliverable(
         let work = StepWork {
             lease: &lease,
             worktree: &worktree,
+            deliverable,
+            waiver,
             index,
             step,
             started: started.take(),
             then,
         };
         match run_step(shared, work).await? {
+            StepResult::HeldBack(judged) => {
+                return block(shared, id, Some(lease.attempt), vec![judged]).await;
+            }
             StepResult::Passed(Next::Started(step_attempt)) => started = Some(step_attempt),
             StepResult::Passed(Next::Nothing) => {}
             StepResult::Passed(Next::Succeeded(ready)) => {
@@ -482,6 +648,13 @@ async fn run_deliverable(
     let control = inner.store.run_control(run).await?;
     if control.driver.as_ref().map(|d| d.owner.as_str()) != Some(me.as_str()) {
         return Ok(TaskEnd::NotHeld);
+    }
+    // Promotion is an action of its own: policy may hold it back after every step passed.
+    let merge_decision = shared
+        .decide(deliverable, policy::Action::Merge, None)
+        .await?;
+    if !merge_decision.proceeds(waiver) {
+        return block(shared, id, Some(lease.attempt), vec![merge_decision]).await;
     }
     let merge = match shared.workspaces.merge(id).await {
         Ok(MergeOutcome::Merged { before, commit }) => Some(Merge {
@@ -527,7 +700,16 @@ async fn run_deliverable(
     if shared.probe(id, &Point::AfterMerge) == Action::Crash {
         return Ok(TaskEnd::Crashed);
     }
-    let done = shared.commit(Change::Succeeded { lease, merge }).await?;
+    let done = shared
+        .engine
+        .inner
+        .committer
+        .commit_many(vec![
+            Change::Succeeded { lease, merge },
+            Change::Decided(Box::new(merge_decision.record)),
+        ])
+        .await?
+        .swap_remove(0);
     if done.result != Ok(Applied::Succeeded) {
         return Ok(TaskEnd::NotHeld);
     }
@@ -571,6 +753,8 @@ enum Next {
 
 enum StepResult {
     Passed(Next),
+    /// Policy held back the step's next attempt, or the step after it.
+    HeldBack(Judged),
     Failed(Reason),
     Stopped,
     NotHeld,
@@ -582,6 +766,9 @@ enum StepResult {
 struct StepWork<'a> {
     lease: &'a LeaseKey,
     worktree: &'a Path,
+    deliverable: &'a Deliverable,
+    /// The override that waives policy for the deliverable, if any.
+    waiver: Option<&'a str>,
     index: u32,
     step: &'a Step,
     /// The attempt already started for it (with the claim or the previous step's end).
@@ -594,6 +781,8 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
     let StepWork {
         lease,
         worktree,
+        deliverable,
+        waiver,
         index,
         step,
         mut started,
@@ -609,16 +798,31 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
         let step_attempt = match started.take() {
             Some(attempt) => attempt,
             None => {
-                let committed = shared
-                    .commit(Change::StepStarted {
-                        lease: lease.clone(),
-                        step: StepRef {
-                            index,
-                            name: step.name.clone(),
-                        },
-                    })
+                // Every attempt is an action: a retry may find its budget gone.
+                let judged = shared
+                    .decide(deliverable, policy::Action::RunStep, Some(step))
                     .await?;
-                let Ok(Applied::StepStarted { step_attempt }) = committed.result else {
+                if !judged.proceeds(waiver) {
+                    return Ok(StepResult::HeldBack(judged));
+                }
+                let committed = shared
+                    .engine
+                    .inner
+                    .committer
+                    .commit_many(vec![
+                        Change::StepStarted {
+                            lease: lease.clone(),
+                            step: StepRef {
+                                index,
+                                name: step.name.clone(),
+                            },
+                        },
+                        Change::Decided(Box::new(judged.record)),
+                    ])
+                    .await?;
+                let Some(Ok(Applied::StepStarted { step_attempt })) =
+                    committed.first().map(|c| c.result.clone())
+                else {
                     return Ok(StepResult::NotHeld);
                 };
                 step_attempt
@@ -699,38 +903,65 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
         }
         let passed = reason.is_none();
         // Nothing new starts with this step's end once the driver is stopping.
-        let then = if passed && shared.stopping().is_none() {
+        let mut then = if passed && shared.stopping().is_none() {
             then.clone()
         } else {
             Then::Stay
         };
+        // The next step starts with this one's end only if policy lets it; its decision is
+        // committed with them.
+        let mut next_decision = None;
+        let mut held_back = None;
+        if let Then::Start(next) = &then {
+            let next_step = usize::try_from(next.index)
+                .ok()
+                .and_then(|i| deliverable.steps.get(i));
+            let judged = shared
+                .decide(deliverable, policy::Action::RunStep, next_step)
+                .await?;
+            if judged.proceeds(waiver) {
+                next_decision = Some(Change::Decided(Box::new(judged.record)));
+            } else {
+                then = Then::Stay;
+                held_back = Some(judged);
+            }
+        }
         let expects = then.clone();
+        let mut changes = vec![Change::StepFinished(Box::new(StepEnd {
+            lease: lease.clone(),
+            index,
+            step: step.name.clone(),
+            step_attempt,
+            state: if passed {
+                StepState::Succeeded
+            } else {
+                StepState::Failed
+            },
+            exit_code: match outcome.exit {
+                Exit::Code(code) => Some(code),
+                _ => None,
+            },
+            reason: reason.clone(),
+            output: outcome.output,
+            output_bytes: outcome.output_bytes,
+            duration,
+            advance: passed,
+            then,
+        }))];
+        changes.extend(next_decision);
         let finished = shared
-            .commit(Change::StepFinished(Box::new(StepEnd {
-                lease: lease.clone(),
-                index,
-                step: step.name.clone(),
-                step_attempt,
-                state: if passed {
-                    StepState::Succeeded
-                } else {
-                    StepState::Failed
-                },
-                exit_code: match outcome.exit {
-                    Exit::Code(code) => Some(code),
-                    _ => None,
-                },
-                reason: reason.clone(),
-                output: outcome.output,
-                output_bytes: outcome.output_bytes,
-                duration,
-                advance: passed,
-                then,
-            })))
-            .await?;
+            .engine
+            .inner
+            .committer
+            .commit_many(changes)
+            .await?
+            .swap_remove(0);
         let Some(reason) = reason else {
             return Ok(match (expects, finished.result) {
-                (Then::Stay, Ok(Applied::Done)) => StepResult::Passed(Next::Nothing),
+                (Then::Stay, Ok(Applied::Done)) => match held_back {
+                    Some(judged) => StepResult::HeldBack(judged),
+                    None => StepResult::Passed(Next::Nothing),
+                },
                 (Then::Start(_), Ok(Applied::StepStarted { step_attempt })) => {
                     StepResult::Passed(Next::Started(step_attempt))
                 }

@@ -31,6 +31,8 @@ pub struct EngineOptions {
     pub watch_interval: Duration,
     /// Who commits to deliverable branches and merges.
     pub identity: Identity,
+    /// How blocked deliverables are retried.
+    pub requeue: crate::requeue::RequeueOptions,
 }
 
 impl EngineOptions {
@@ -41,6 +43,7 @@ impl EngineOptions {
             heartbeat: Duration::from_secs(10),
             watch_interval: Duration::from_millis(500),
             identity: Identity::default(),
+            requeue: crate::requeue::RequeueOptions::default(),
         }
     }
 }
@@ -79,6 +82,9 @@ pub enum Ending {
     Finished(RunState),
     /// The driver was asked to stop; running work was handed back and the run can be resumed.
     Interrupted,
+    /// Nothing more can run until policy lets held-back work through: `blocked` deliverables
+    /// wait in the requeue (and what depends on them waits too). The run stays open.
+    Blocked { blocked: u32 },
 }
 
 /// What `cancel` did.
@@ -133,8 +139,12 @@ pub(crate) struct Inner {
     pub merge_locks: MergeLocks,
     /// Stores submissions in batches; started on first use.
     pub intake: std::sync::OnceLock<crate::intake::Intake>,
-    /// Woken when a run is submitted for a scheduler.
+    /// Woken when a run is submitted for a scheduler (or held-back work is let through).
     pub submitted: tokio::sync::Notify,
+    /// Woken when blocked deliverables became due for re-evaluation.
+    pub requeue_due: tokio::sync::Notify,
+    /// The policy gate every action passes.
+    pub gate: crate::gate::Gate,
     /// Runs this engine is driving right now. A lease held in this engine's name by a run it
     /// does not drive (submitted, not driven yet) is no sign of life.
     pub driving: std::sync::Mutex<std::collections::HashSet<RunId>>,
@@ -147,6 +157,7 @@ impl Engine {
         let (events, _) = broadcast::channel(4096);
         let (committer, writer_done) =
             Committer::start(parts.store.clone(), parts.clock.clone(), events.clone())?;
+        let gate = crate::gate::Gate::new(parts.store.clone(), parts.clock.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 store: parts.store,
@@ -160,6 +171,9 @@ impl Engine {
                 merge_locks: MergeLocks::default(),
                 intake: std::sync::OnceLock::new(),
                 submitted: tokio::sync::Notify::new(),
+                requeue_due: tokio::sync::Notify::new(),
+                gate,
+
                 driving: std::sync::Mutex::new(std::collections::HashSet::new()),
                 writer_done: std::sync::Mutex::new(Some(writer_done)),
             }),
@@ -168,6 +182,11 @@ impl Engine {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The policy gate.
+    pub fn gate(&self) -> &crate::gate::Gate {
+        &self.inner.gate
     }
 
     /// The time, from the engine's clock.

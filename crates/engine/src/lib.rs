@@ -3,6 +3,10 @@
 //! steps in the deliverable's git worktree with retries and timeouts, merges its branch into the
 //! target branch one merge at a time, and records every transition through a group-commit writer.
 //!
+//! Before every action (provisioning a deliverable, each attempt of each step, the merge) the
+//! engine asks the policy [`Gate`]; what it holds back waits blocked in the requeue, where an
+//! operator or the retry loop lets it through.
+//!
 //! Everything the engine does is durable before it is acted on: a claim is committed before a
 //! step starts, a step's changes are committed to its branch before its success is recorded,
 //! and a merge is found again (not repeated) if the process dies before recording it. A driver
@@ -17,11 +21,13 @@ mod clock;
 mod committer;
 mod drive;
 mod engine;
+mod gate;
 mod git;
 mod intake;
 mod lease;
 mod owner;
 pub mod probe;
+mod requeue;
 mod runner;
 mod scheduler;
 mod workspace;
@@ -32,8 +38,10 @@ use std::sync::Arc;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use committer::{Committed, Committer};
 pub use engine::{CancelOutcome, DrivenBy, Ending, Engine, EngineOptions, Parts, Submission};
+pub use gate::{Gate, Judged};
 pub use git::Identity;
 pub use owner::Owner;
+pub use requeue::{RequeueOptions, Resolved, RetryPass, backoff as requeue_backoff, retry_loop};
 pub use runner::{
     BoxFuture, Exit, NoopRunner, ProcessRunner, Runner, StepOutcome, StepSpec, kill_all_steps,
     read_capped, reap_orphans,
@@ -85,6 +93,14 @@ pub enum Error {
     EngineStopped,
     #[error("stopped at a probe point")]
     Crashed,
+    #[error("no requeue entry `{0}`")]
+    RequeueNotFound(String),
+    #[error("requeue entry `{id}` was already resolved ({}) at {at}", resolution.as_str())]
+    RequeueResolved {
+        id: String,
+        resolution: kamachiq_store::Resolution,
+        at: Timestamp,
+    },
 }
 
 impl From<kamachiq_store::Error> for Error {

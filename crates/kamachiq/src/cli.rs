@@ -7,8 +7,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const EXIT_CODES: &str = "\
 Exit codes: 0 success · 1 the run failed · 2 invalid input (plan, flags, configuration) ·
-3 the run was cancelled · 4 kamachiq could not do it (store, git, system) · 130 interrupted
-(the run keeps its state; `kamachiq resume RUN` continues it)";
+3 the run was cancelled · 4 kamachiq could not do it (store, git, system) · 5 policy held work
+back (the run waits; `kamachiq requeue list`) · 130 interrupted (the run keeps its state;
+`kamachiq resume RUN` continues it)";
 
 /// kamachiq: the control plane for autonomous software delivery. It runs a plan of
 /// deliverables (a DAG) in isolated git worktrees, merges what passes into your branch one

@@ -22,6 +22,7 @@ pub mod exit {
     pub const INVALID: u8 = 2;
     pub const CANCELLED: u8 = 3;
     pub const ERROR: u8 = 4;
+    pub const BLOCKED: u8 = 5;
     pub const INTERRUPTED: u8 = 130;
 }
 

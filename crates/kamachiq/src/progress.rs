@@ -217,6 +217,22 @@ impl Progress {
             EventKind::DeliverableReopened => {
                 self.set_state(&id, DeliverableState::Pending);
             }
+            EventKind::DeliverableBlocked => {
+                self.finish_bar(&id);
+                self.set_state(&id, DeliverableState::Blocked);
+                let why = event.data["reason"]["detail"].as_str().unwrap_or("");
+                let entry = event.data["requeue_id"].as_str().unwrap_or("?");
+                self.say(&format!(
+                    "{} {id} held back by policy ({entry}): {why}",
+                    style("⊘").yellow()
+                ));
+            }
+            EventKind::DeliverableUnblocked => {
+                self.set_state(&id, DeliverableState::Pending);
+                let how = event.data["resolution"].as_str().unwrap_or("let through");
+                self.say(&format!("{} {id} let through ({how})", style("↻").dim()));
+            }
+            EventKind::RequeueRetried => {}
             EventKind::RunFinished => {}
         }
         self.refresh_header();
@@ -252,6 +268,7 @@ impl Progress {
             (DeliverableState::Failed, "failed"),
             (DeliverableState::Skipped, "skipped"),
             (DeliverableState::Cancelled, "cancelled"),
+            (DeliverableState::Blocked, "blocked"),
             (DeliverableState::Pending, "waiting"),
         ] {
             let n = count(state);

@@ -149,6 +149,16 @@ pub async fn drive_with_display(
         Ending::Finished(RunState::Succeeded) => exit::OK,
         Ending::Finished(RunState::Failed) => exit::RUN_FAILED,
         Ending::Finished(RunState::Cancelled) => exit::CANCELLED,
+        Ending::Blocked { blocked } => {
+            if mode != Mode::Json {
+                output::note(format!(
+                    "run {run} waits: policy held back {blocked} deliverable(s). See them with \
+                     `kamachiq requeue list --run {run}`; let one through with \
+                     `kamachiq requeue resolve ID` (re-evaluate) or `--allow --justification TEXT`."
+                ));
+            }
+            exit::BLOCKED
+        }
         Ending::Finished(RunState::Running) | Ending::Interrupted => {
             if mode != Mode::Json {
                 output::note(format!(

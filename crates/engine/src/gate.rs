@@ -1,0 +1,204 @@
+//! The policy gate as the engine meets it: every action it is about to take is described as a
+//! policy [`Input`] and decided by the policy crate, under the tenant's settings and policy set
+//! in force. Both are cached per tenant and looked at again when their versions move (one cheap
+//! read at most every [`REFRESH`]), so a decision costs no database read on the hot path.
+//!
+//! A stored policy set that no longer compiles (it compiled when it was stored) fails closed:
+//! every decision of that tenant is a deny naming the error.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kamachiq_domain::{Reason, ReasonCode, Tenant, TenantId};
+use kamachiq_policy::{Decision, Input, PolicySet, Verdict};
+use kamachiq_store::{DecisionRecord, PolicyStamp, Store};
+
+use crate::Error;
+use crate::clock::Clock;
+
+/// How long a tenant's cached settings and policies are trusted before their versions are
+/// checked again. Changes made through this process are seen at once.
+pub const REFRESH: Duration = Duration::from_secs(1);
+
+/// What the gate knows of one tenant.
+#[derive(Debug)]
+struct Rules {
+    tenant: Tenant,
+    policies: Result<Option<PolicySet>, String>,
+    stamp: PolicyStamp,
+    checked: Instant,
+}
+
+/// A decision and the record that keeps it.
+#[derive(Clone, Debug)]
+pub struct Judged {
+    pub decision: Decision,
+    pub record: DecisionRecord,
+}
+
+impl Judged {
+    /// Whether the action may go ahead: allowed, or held back but waived by an operator's
+    /// override (never past the emergency stop).
+    pub fn proceeds(&self, waiver: Option<&str>) -> bool {
+        self.decision.verdict == Verdict::Allow
+            || (waiver.is_some()
+                && !self
+                    .decision
+                    .reasons
+                    .iter()
+                    .any(|r| r.code == "emergency_stop"))
+    }
+
+    /// The reason a deliverable shows while this decision holds it back: the first reason
+    /// whose code kamachiq knows, else a summary of them all.
+    pub fn block_reason(&self) -> Reason {
+        let all: Vec<String> = self
+            .decision
+            .reasons
+            .iter()
+            .map(|r| format!("{}: {}", r.code, r.message))
+            .collect();
+        let detail = if all.is_empty() {
+            format!("policy answered {}", verdict_text(self.decision.verdict))
+        } else {
+            all.join("; ")
+        };
+        let code = if self.decision.verdict == Verdict::RequireApproval {
+            ReasonCode::ApprovalRequired
+        } else {
+            self.decision
+                .reasons
+                .iter()
+                .find_map(|r| match r.code.as_str() {
+                    "emergency_stop" => Some(ReasonCode::EmergencyStop),
+                    "residency" => Some(ReasonCode::Residency),
+                    "budget_exhausted" => Some(ReasonCode::BudgetExhausted),
+                    _ => None,
+                })
+                .unwrap_or(ReasonCode::PolicyDenied)
+        };
+        Reason::new(code, detail)
+    }
+}
+
+fn verdict_text(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Allow => "allow",
+        Verdict::RequireApproval => "require_approval",
+        Verdict::Deny => "deny",
+    }
+}
+
+/// The engine's policy gate. Cheap to share; one per engine.
+#[derive(Debug)]
+pub struct Gate {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    rules: Mutex<HashMap<TenantId, Arc<Rules>>>,
+}
+
+impl Gate {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            rules: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Decides `input` for `tenant`, with the settings and policies in force. The record is
+    /// for the caller to commit with what the decision causes.
+    pub async fn decide(&self, tenant: &TenantId, mut input: Input) -> Result<Judged, Error> {
+        let rules = self.rules(tenant).await?;
+        input.at = self.clock.now();
+        let decision = match &rules.policies {
+            Ok(policies) => kamachiq_policy::decide(&input, &rules.tenant, policies.as_ref()),
+            Err(e) => broken_policy(&input, &rules.tenant, rules.stamp.policy_version, e),
+        };
+        let record = DecisionRecord {
+            id: format!("dc-{}", ulid::Ulid::generate().to_string().to_lowercase()),
+            tenant: tenant.clone(),
+            run: input
+                .run
+                .as_ref()
+                .and_then(|r| kamachiq_domain::RunId::parse(r.id.as_str()).ok()),
+            deliverable: input
+                .deliverable
+                .as_ref()
+                .and_then(|d| kamachiq_domain::DeliverableId::parse(d.id.as_str()).ok()),
+            decision: decision.clone(),
+            at: input.at,
+            input,
+        };
+        Ok(Judged { decision, record })
+    }
+
+    /// Forgets what is cached of `tenant`: its settings or policies changed in this process.
+    pub fn forget(&self, tenant: &TenantId) {
+        self.lock().remove(tenant);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Arc<Rules>>> {
+        self.rules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The tenant's rules, from the cache while fresh; reloaded when their versions moved.
+    async fn rules(&self, tenant: &TenantId) -> Result<Arc<Rules>, Error> {
+        let cached = self.lock().get(tenant).cloned();
+        if let Some(rules) = &cached
+            && rules.checked.elapsed() < REFRESH
+        {
+            return Ok(rules.clone());
+        }
+        let stamp = self.store.policy_stamp(tenant).await?;
+        let rules = match cached {
+            Some(rules) if rules.stamp == stamp => Arc::new(Rules {
+                tenant: rules.tenant.clone(),
+                policies: rules.policies.clone(),
+                stamp,
+                checked: Instant::now(),
+            }),
+            _ => Arc::new(self.load(tenant, stamp).await?),
+        };
+        self.lock().insert(tenant.clone(), rules.clone());
+        Ok(rules)
+    }
+
+    async fn load(&self, tenant: &TenantId, stamp: PolicyStamp) -> Result<Rules, Error> {
+        let settings = self.store.tenant_or_default(tenant).await?;
+        let policies = match self.store.policy(tenant).await? {
+            None => Ok(None),
+            Some(stored) => PolicySet::compile(stored.version, stored.modules)
+                .map(Some)
+                .map_err(|e| {
+                    tracing::error!(tenant = %tenant, version = stored.version, error = %e,
+                        "the tenant's policy set does not compile; its actions are denied");
+                    e.to_string()
+                }),
+        };
+        Ok(Rules {
+            tenant: settings,
+            policies,
+            stamp,
+            checked: Instant::now(),
+        })
+    }
+}
+
+/// The decision when the tenant's policy set cannot be evaluated at all: deny, saying why.
+fn broken_policy(input: &Input, tenant: &Tenant, version: u32, error: &str) -> Decision {
+    let mut decision = kamachiq_policy::decide(input, tenant, None);
+    decision.verdict = Verdict::Deny;
+    decision.score = 0.0;
+    decision.risk = kamachiq_policy::Risk::Critical;
+    decision.policy_version = Some(version);
+    decision.reasons.push(kamachiq_policy::Reason {
+        code: "policy_error".to_owned(),
+        message: format!("the tenant's policy set v{version} does not compile: {error}"),
+        rule: "builtin.policy_set".to_owned(),
+    });
+    decision
+}
