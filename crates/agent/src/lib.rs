@@ -2,17 +2,25 @@
 //! and any other program through an argv template.
 //!
 //! For each agent this crate knows how to build the command line that asks for its
-//! machine-readable output ([`invocation`]) and how to write the task it is given ([`prompt`]).
+//! machine-readable output ([`invocation`]), how to write the task it is given ([`prompt`]), and
+//! how to read what it prints, line by line, into a few events kamachiq cares about: tokens and
+//! cost for the ledger, progress for people watching, the final result ([`parser`]). It also
+//! prices tokens an agent did not price itself ([`Prices`]).
 //!
 //! This crate is pure: it starts no process, reads no file, opens no socket and has no clock. The
-//! engine's executors do that. It depends on no other kamachiq crate and on nothing async.
+//! engine's executors do that and hand lines to the parsers. It depends on no other kamachiq
+//! crate and on nothing async, so every agent's format can be tested from samples alone.
 
 mod invocation;
 mod kind;
+mod parser;
+mod price;
 mod prompt;
 
 pub use invocation::{ARGV_PROMPT_LIMIT, Invocation, InvocationSpec, invocation};
 pub use kind::AgentKind;
+pub use parser::{AgentEvent, Parser, ParserOptions, Usage, parser, parser_with};
+pub use price::{Price, Prices};
 pub use prompt::{PromptParts, prompt};
 
 use std::path::PathBuf;
