@@ -5,7 +5,8 @@
 //! machine-readable output ([`invocation`]), how to write the task it is given ([`prompt`]), and
 //! how to read what it prints, line by line, into a few events kamachiq cares about: tokens and
 //! cost for the ledger, progress for people watching, the final result ([`parser`]). It also
-//! prices tokens an agent did not price itself ([`Prices`]).
+//! prices tokens an agent did not price itself ([`Prices`]) and notices an agent stuck repeating
+//! itself ([`Repetition`]).
 //!
 //! This crate is pure: it starts no process, reads no file, opens no socket and has no clock. The
 //! engine's executors do that and hand lines to the parsers. It depends on no other kamachiq
@@ -16,12 +17,14 @@ mod kind;
 mod parser;
 mod price;
 mod prompt;
+mod repetition;
 
 pub use invocation::{ARGV_PROMPT_LIMIT, Invocation, InvocationSpec, invocation};
 pub use kind::AgentKind;
 pub use parser::{AgentEvent, Parser, ParserOptions, Usage, parser, parser_with};
 pub use price::{Price, Prices};
 pub use prompt::{PromptParts, prompt};
+pub use repetition::Repetition;
 
 use std::path::PathBuf;
 
