@@ -98,14 +98,12 @@ impl Gemini {
                     object.get("parameters"),
                 )));
             }
-            Some("tool_result") => {
-                if str_field(object, "status") == Some("error") {
-                    let name = str_field(object, "tool_id")
-                        .and_then(|id| self.tools.get(id))
-                        .map_or("tool", String::as_str);
-                    let detail = error_message(object).unwrap_or_default();
-                    events.extend(text::progress(&format!("{name} failed: {detail}")));
-                }
+            Some("tool_result") if str_field(object, "status") == Some("error") => {
+                let name = str_field(object, "tool_id")
+                    .and_then(|id| self.tools.get(id))
+                    .map_or("tool", String::as_str);
+                let detail = error_message(object).unwrap_or_default();
+                events.extend(text::progress(&format!("{name} failed: {detail}")));
             }
             Some("error") => {
                 events.extend(self.flush_message());
@@ -130,9 +128,8 @@ impl Gemini {
                 }
                 events.push(self.finished(success, None));
             }
-            // Types added later.
-            Some(_) => {}
-            None => events.extend(self.document_events(object)),
+            // Successful tool results, and types added later.
+            _ => {}
         }
         events
     }
@@ -202,9 +199,8 @@ impl Parser for Gemini {
             return Vec::new();
         }
         match text::json_object(line) {
-            Some(object) if object.contains_key("type") || is_document(&object) => {
-                self.event(&object)
-            }
+            Some(object) if is_document(&object) => self.document_events(&object),
+            Some(object) if str_field(&object, "type").is_some() => self.event(&object),
             _ => vec![text::output(line)],
         }
     }

@@ -146,13 +146,19 @@ fn the_parsers_are_send() {
 
 #[test]
 fn a_finished_event_is_never_invented() {
+    let not_results = [
+        "the process was killed",
+        r#"{"type":5}"#,
+        r#"{"type":null,"status":"success"}"#,
+        r#"{"session_id":"s"}"#,
+    ];
     for kind in AgentKind::ALL {
-        let events = parse(kind, "the process was killed\n");
+        let events = parse(kind, &not_results.join("\n"));
         assert!(
             !events
                 .iter()
                 .any(|event| matches!(event, AgentEvent::Finished { .. })),
-            "{kind}"
+            "{kind}: {events:?}"
         );
     }
 }
