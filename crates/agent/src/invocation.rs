@@ -39,6 +39,10 @@ pub struct InvocationSpec {
 
 /// A ready-to-run command: the executor spawns `argv` in the spec's worktree, writes `stdin`
 /// (if any) and closes it, and adds `env` to the environment.
+///
+/// When `stdin` is `None` the agent must still get an empty stdin (the null device, or a pipe
+/// closed at once), never one left open: Claude Code, Codex and Gemini CLI all read a
+/// non-terminal stdin to the end and add it to the prompt, so an open pipe would hang them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Invocation {
     pub argv: Vec<String>,
