@@ -101,3 +101,79 @@ pub struct StateCounts {
     blocked: u32,
     cancelled: u32,
 }
+
+/// What the policy gate decided.
+#[derive(Debug)]
+pub struct Verdict;
+
+impl utoipa::PartialSchema for Verdict {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("What the policy gate decided."))
+            .enum_values(Some(["allow", "require_approval", "deny"]))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Verdict {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Verdict")
+    }
+}
+
+/// How risky an action is judged.
+#[derive(Debug)]
+pub struct Risk;
+
+impl utoipa::PartialSchema for Risk {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("How risky an action is judged."))
+            .enum_values(Some(["low", "medium", "high", "critical"]))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Risk {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Risk")
+    }
+}
+
+/// A tenant's spending caps; an absent field is no cap.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(as = Budgets)]
+#[allow(dead_code)]
+pub struct Budgets {
+    /// Most tokens one deliverable may use.
+    deliverable_tokens: Option<u64>,
+    /// Most tokens one run may use.
+    run_tokens: Option<u64>,
+    /// Most tokens the tenant may use per UTC day.
+    day_tokens: Option<u64>,
+    /// Most the tenant may spend per UTC day, in micro-dollars.
+    day_cost_micro_usd: Option<u64>,
+}
+
+/// Tenant settings to set; every field optional, an absent field keeps its value. A budget
+/// field set to null removes that cap.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(as = TenantSettingsBody)]
+#[allow(dead_code)]
+pub struct TenantSettingsBody {
+    /// Regions the tenant's runs may use; empty: any.
+    regions: Option<Vec<String>>,
+    /// Lowest score an action may have and still run without review, in [0, 1] (default 0.5).
+    threshold: Option<f64>,
+    deliverable_tokens: Option<u64>,
+    run_tokens: Option<u64>,
+    day_tokens: Option<u64>,
+    /// Micro-dollars (1 USD = 1,000,000).
+    day_cost_micro_usd: Option<u64>,
+    /// Personas allowed; empty: any.
+    personas: Option<Vec<String>>,
+    /// Tools allowed; empty: any.
+    tools: Option<Vec<String>>,
+}

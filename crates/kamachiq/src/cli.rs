@@ -76,6 +76,21 @@ pub enum Command {
     /// Manage API tokens in the local store (run it where the server's database is).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Configure tenants in the local store: the regions their runs may use, the policy
+    /// threshold, budgets, and the personas and tools they may use.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Rego policies: run their tests, evaluate an input, load a set for a tenant, show it,
+    /// and replay a candidate set against the decisions already made.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Deliverables held back by policy: list them, re-evaluate them, or override a block
+    /// (audited) so the deliverable runs.
+    #[command(subcommand)]
+    Requeue(RequeueCommand),
+    /// The audit trail of operator actions: list it, or verify its hash chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Measure the engine: run a generated plan through the real engine and store.
     Bench(BenchArgs),
     /// Check or print the configuration.
@@ -145,6 +160,201 @@ pub enum TokenCommand {
     Revoke {
         /// The token's id (from `kamachiq token list`).
         id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Tenant settings given on the command line.
+#[derive(Debug, Args, Default)]
+pub struct TenantSettingsArgs {
+    /// A region the tenant's runs may use (data residency); repeat for several. A run in any
+    /// other region is held back by policy. None given on create: every region.
+    #[arg(long = "region", value_name = "REGION")]
+    pub regions: Vec<String>,
+    /// The lowest score an action may have and still run without review, 0 to 1 (default 0.5).
+    #[arg(long, value_name = "SCORE")]
+    pub threshold: Option<f64>,
+    /// A persona the tenant's deliverables may use; repeat for several. None: any persona.
+    #[arg(long = "persona", value_name = "PERSONA")]
+    pub personas: Vec<String>,
+    /// A tool the tenant's deliverables may use; repeat for several. None: any tool.
+    #[arg(long = "tool", value_name = "TOOL")]
+    pub tools: Vec<String>,
+    /// Most tokens one deliverable may use.
+    #[arg(long, value_name = "N")]
+    pub deliverable_tokens: Option<u64>,
+    /// Most tokens one run may use.
+    #[arg(long, value_name = "N")]
+    pub run_tokens: Option<u64>,
+    /// Most tokens the tenant may use per UTC day.
+    #[arg(long, value_name = "N")]
+    pub day_tokens: Option<u64>,
+    /// Most the tenant may spend per UTC day, in US dollars (`25`, `12.50`).
+    #[arg(long, value_name = "USD")]
+    pub day_cost: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TenantField {
+    /// Allow every region again.
+    Regions,
+    /// Allow every persona again.
+    Personas,
+    /// Allow every tool again.
+    Tools,
+    DeliverableTokens,
+    RunTokens,
+    DayTokens,
+    DayCost,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Configure a tenant. Its blocked deliverables are re-evaluated at once.
+    Create {
+        /// The tenant's id (`tenant-a`), as plans and tokens name it.
+        id: String,
+        #[command(flatten)]
+        settings: TenantSettingsArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a tenant's settings (the defaults, for one never configured).
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List configured tenants.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change some of a tenant's settings; lists given replace the current ones. Its blocked
+    /// deliverables are re-evaluated at once.
+    Update {
+        id: String,
+        #[command(flatten)]
+        settings: TenantSettingsArgs,
+        /// Remove a restriction or a cap; repeat for several.
+        #[arg(long = "clear", value_enum, value_name = "FIELD")]
+        clear: Vec<TenantField>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run the `test_*` rules of the policies in DIR. Exit code 1 when one fails.
+    Test {
+        /// A directory of .rego files (searched recursively).
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decide a policy input (a JSON file) and show the decision and why. The tenant named in
+    /// the input decides with its settings and its policy set in force, or the set in
+    /// --policy.
+    Eval {
+        /// The input: `{"action": "provision", "tenant": "tenant-a", "region": "eu-west-1", ...}`.
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// Evaluate these policies instead of the tenant's stored set.
+        #[arg(long, value_name = "DIR")]
+        policy: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store the policies in DIR as the tenant's next policy set version, after they compile
+    /// and their tests pass. Its blocked deliverables are re-evaluated at once.
+    Load {
+        dir: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        /// Store them even if their own tests fail.
+        #[arg(long)]
+        skip_tests: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the tenant's policy set in force (or one version), with its modules.
+    Show {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        version: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evaluate a candidate policy set against the inputs of decisions already recorded, and
+    /// print what would change (allowed that was held back, and the reverse).
+    Replay {
+        /// The candidate policies.
+        #[arg(long, value_name = "DIR")]
+        policy: PathBuf,
+        /// Only decisions made since then: a date (`2026-11-01`), a time (RFC 3339), or a
+        /// duration back from now (`7d`, `12h`).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only this tenant's decisions (default: every tenant's, each with its settings).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequeueCommand {
+    /// List deliverables held back by policy (only those still waiting, unless --all).
+    List {
+        /// Only this run's (an id, a unique prefix, or `latest`).
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Resolved entries too.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resolve an entry: re-evaluate it with the policy in force, or with --allow override the
+    /// block (who, why and when go to the audit trail). A deliverable let through runs: this
+    /// command drives its run unless another process does.
+    Resolve {
+        /// The entry's id (`rq-...`, from `kamachiq requeue list`).
+        id: String,
+        /// Override: let the deliverable run whatever policy says (the emergency stop aside).
+        #[arg(long, requires = "justification")]
+        allow: bool,
+        /// Why the override is right; recorded in the audit trail.
+        #[arg(long, value_name = "TEXT")]
+        justification: Option<String>,
+        /// Return once resolved instead of driving the run.
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List the audit trail, oldest first.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// At most this many records (the latest).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute the hash chain of the whole trail. Exit code 1 when a record was altered.
+    Verify {
         #[arg(long)]
         json: bool,
     },

@@ -114,6 +114,8 @@ pub struct Config {
     pub server_url: Option<String>,
     /// The token for `server_url`; never printed.
     pub token: Option<String>,
+    /// Who the command line acts as in the audit trail: `local:` and the login name.
+    pub actor: String,
     /// Where the values came from, for `config validate`.
     pub sources: Vec<String>,
 }
@@ -180,7 +182,13 @@ pub fn load(file: Option<&Path>, flags: Raw) -> anyhow::Result<Config> {
     let env: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| ENV_KEYS.iter().any(|(name, _)| name == k))
         .collect();
-    load_from(file, &env, flags)
+    let mut config = load_from(file, &env, flags)?;
+    let login = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.trim().is_empty());
+    config.actor = format!("local:{}", login.as_deref().unwrap_or("unknown"));
+    Ok(config)
 }
 
 /// [`load`] with the environment given, for tests.
@@ -418,6 +426,7 @@ fn validate(raw: Raw, sources: Vec<String>) -> anyhow::Result<Config> {
         repo_roots,
         server_url,
         token: raw.token.map(|t| t.trim().to_owned()),
+        actor: "local:unknown".to_owned(),
         sources,
     })
 }

@@ -179,6 +179,19 @@ impl From<&kamachiq_store::Error> for ApiError {
                 code: "token_name_taken",
                 detail: e.to_string(),
             },
+            E::TenantExists(_) => Self::Conflict {
+                code: "tenant_exists",
+                detail: e.to_string(),
+            },
+            E::TenantNotFound(id) => Self::NotFound {
+                what: "configured tenant",
+                id: id.clone(),
+            },
+            E::InvalidSetting(invalid) => Self::Unprocessable {
+                code: "invalid_setting",
+                field: Some(invalid.field.clone()),
+                detail: invalid.to_string(),
+            },
             e if e.is_transient() => {
                 tracing::warn!("store busy: {e}");
                 Self::Busy
@@ -202,6 +215,14 @@ impl From<kamachiq_engine::Error> for ApiError {
                 detail: e.to_string(),
             },
             E::EngineStopped => Self::ShuttingDown,
+            E::RequeueNotFound(id) => Self::NotFound {
+                what: "requeue entry",
+                id,
+            },
+            e @ E::RequeueResolved { .. } => Self::Conflict {
+                code: "requeue_resolved",
+                detail: e.to_string(),
+            },
             e => Self::Internal(e.to_string()),
         }
     }

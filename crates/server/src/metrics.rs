@@ -195,6 +195,7 @@ impl Metrics {
             EventKind::DeliverableFailed => self.finished(DeliverableState::Failed),
             EventKind::DeliverableSkipped => self.finished(DeliverableState::Skipped),
             EventKind::DeliverableCancelled => self.finished(DeliverableState::Cancelled),
+            EventKind::DeliverableBlocked => m.governance_blocks.inc(),
             _ => {}
         }
     }
@@ -228,9 +229,6 @@ impl Metrics {
 
     /// The exposition, in OpenMetrics or in the classic Prometheus text format.
     pub fn render(&self, openmetrics: bool) -> String {
-        // The governance counter is fed by policy decisions, which arrive with the policy gate;
-        // touching it keeps it in every exposition from the first scrape.
-        self.inner.governance_blocks.inc_by(0);
         let mut text = String::new();
         if let Err(e) = encode(&mut text, &self.inner.registry) {
             tracing::error!("cannot encode metrics: {e}");

@@ -7,7 +7,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{analytics, events, plans, system, tokens, workflows};
+use crate::routes::{
+    analytics, events, plans, policies, requeue, system, tenants, tokens, workflows,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +34,15 @@ use crate::routes::{analytics, events, plans, system, tokens, workflows};
         tokens::list,
         tokens::create,
         tokens::revoke,
+        policies::evaluate,
+        policies::current,
+        policies::version,
+        policies::put,
+        requeue::list,
+        requeue::resolve,
+        tenants::create,
+        tenants::show,
+        tenants::update,
     ),
     modifiers(&Bearer),
     tags(
@@ -39,6 +50,7 @@ use crate::routes::{analytics, events, plans, system, tokens, workflows};
         (name = "analytics", description = "Run history and the KPI summary"),
         (name = "events", description = "The event stream"),
         (name = "tokens", description = "API tokens of the caller's tenant"),
+        (name = "policy", description = "The policy gate: decisions, the tenant's settings and Rego policies, and the requeue of blocked deliverables"),
         (name = "system", description = "Probes, metrics and this document"),
     )
 )]

@@ -1,5 +1,5 @@
-//! What every handler shares: the engine, the scheduler, the token cache, the event feed and
-//! the metrics. Built once by [`AppState::start`]; cheap to clone.
+//! What every handler shares: the engine, the scheduler, the requeue's retry loop, the token
+//! cache, the event feed and the metrics. Built once by [`AppState::start`]; cheap to clone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +62,8 @@ struct Inner {
     summaries: SummaryCache,
     runs: RunCache,
     stopping: CancellationToken,
+    /// The requeue's retry loop; stops with `stopping`.
+    retries: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     options: ServerOptions,
 }
 
@@ -72,6 +74,10 @@ impl AppState {
         let metrics = Metrics::new();
         let feed = Feed::start(engine.clone(), metrics.clone(), stopping.clone()).await?;
         let scheduler = Scheduler::start(engine.clone(), options.scheduler.clone());
+        let retries = tokio::spawn(kamachiq_engine::retry_loop(
+            engine.clone(),
+            stopping.clone(),
+        ));
         Ok(Self {
             inner: Arc::new(Inner {
                 tokens: TokenCache::new(options.token_cache_ttl),
@@ -82,6 +88,7 @@ impl AppState {
                 feed,
                 metrics,
                 stopping,
+                retries: std::sync::Mutex::new(Some(retries)),
                 options,
             }),
         })
@@ -129,6 +136,15 @@ impl AppState {
     /// everything was handed back in time.
     pub async fn shutdown(&self, deadline: Duration) -> bool {
         self.inner.stopping.cancel();
+        let retries = self
+            .inner
+            .retries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(retries) = retries {
+            let _ = retries.await;
+        }
         self.inner.scheduler.shutdown(deadline).await
     }
 }

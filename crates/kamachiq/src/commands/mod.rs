@@ -1,15 +1,19 @@
 //! The commands, and what they share: opening the store, building the engine, finding a run
 //! from what the user typed, and driving a run with its display.
 
+pub mod audit;
 pub mod bench;
 pub mod cancel;
 pub mod config;
 pub mod demo;
 pub mod inspect;
 pub mod plan;
+pub mod policy;
 pub mod remote;
+pub mod requeue;
 pub mod run;
 pub mod serve;
+pub mod tenant;
 pub mod token;
 
 use std::path::Path;

@@ -3,13 +3,16 @@
 pub mod analytics;
 pub mod events;
 pub mod plans;
+pub mod policies;
+pub mod requeue;
 pub mod system;
+pub mod tenants;
 pub mod tokens;
 pub mod workflows;
 
 use axum::Router;
 use axum::http::{Method, Uri};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use kamachiq_domain::run::Run;
 use kamachiq_domain::{RunId, TenantId};
 
@@ -33,6 +36,13 @@ pub fn router() -> Router<AppState> {
         .route("/v1/events", get(events::stream))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
+        .route("/v1/evaluate", post(policies::evaluate))
+        .route("/v1/policies", get(policies::current).put(policies::put))
+        .route("/v1/policies/{version}", get(policies::version))
+        .route("/v1/kamachiq/requeue", get(requeue::list))
+        .route("/v1/kamachiq/requeue/{id}/resolve", post(requeue::resolve))
+        .route("/v1/tenants", post(tenants::create))
+        .route("/v1/tenants/{id}", get(tenants::show).merge(patch(tenants::update)))
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {
