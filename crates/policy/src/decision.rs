@@ -196,6 +196,218 @@ pub fn decide(input: &Input, tenant: &Tenant, policies: Option<&PolicySet>) -> D
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guard::tests::{fine_input, open_tenant, strict_tenant};
+    use crate::input::{DiffInput, Finding};
+    use crate::rego::Module;
+
+    fn policy(source: &str) -> PolicySet {
+        PolicySet::compile(
+            4,
+            vec![Module {
+                name: "p.rego".into(),
+                source: format!("package kamachiq\n{source}\n"),
+            }],
+        )
+        .unwrap()
+    }
+
+    fn with_finding(mut input: Input) -> Input {
+        input.diff = Some(DiffInput {
+            files: 1,
+            lines_added: 1,
+            lines_removed: 0,
+            findings: vec![Finding {
+                guard: "secrets".into(),
+                code: "secret_in_diff".into(),
+                path: "a.env".into(),
+                line: None,
+                message: "a token".into(),
+            }],
+        });
+        input
+    }
+
+    fn codes(d: &Decision) -> Vec<&str> {
+        d.reasons.iter().map(|r| r.code.as_str()).collect()
+    }
+
+    #[test]
+    fn nothing_against_it_allows() {
+        let d = decide(&fine_input(), &strict_tenant(), None);
+        assert_eq!(
+            d,
+            Decision {
+                verdict: Verdict::Allow,
+                score: 1.0,
+                threshold: 0.5,
+                risk: Risk::Low,
+                reasons: vec![],
+                policy_version: None,
+                tenant_version: 7,
+            }
+        );
+    }
+
+    #[test]
+    fn a_guard_denies_with_score_zero_and_critical_risk() {
+        let mut input = fine_input();
+        input.region = "us-east-1".into();
+        let d = decide(&input, &strict_tenant(), None);
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert_eq!(d.score, 0.0);
+        assert_eq!(d.risk, Risk::Critical);
+        assert_eq!(codes(&d), ["residency"]);
+    }
+
+    #[test]
+    fn a_finding_requires_approval() {
+        let d = decide(&with_finding(fine_input()), &strict_tenant(), None);
+        assert_eq!(d.verdict, Verdict::RequireApproval);
+        assert_eq!(d.score, 1.0);
+        assert_eq!(d.risk, Risk::Low);
+        assert_eq!(codes(&d), ["secret_in_diff"]);
+    }
+
+    #[test]
+    fn deny_beats_require_approval() {
+        let mut input = with_finding(fine_input());
+        input.emergency_stop = true;
+        let d = decide(&input, &strict_tenant(), None);
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert_eq!(codes(&d), ["emergency_stop"]);
+    }
+
+    #[test]
+    fn a_policy_deny_beats_a_policy_approval_and_zeroes_its_score() {
+        let set = policy(
+            "deny contains \"no\" if true\nrequire_approval contains \"ask\" if true\nscore := 0.9",
+        );
+        let d = decide(&fine_input(), &strict_tenant(), Some(&set));
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert_eq!(d.score, 0.0);
+        assert_eq!(codes(&d), ["policy_deny"]);
+        assert_eq!(d.policy_version, Some(4));
+    }
+
+    #[test]
+    fn a_policy_approval_beats_allow() {
+        let set = policy("require_approval contains \"ask\" if true\nscore := 0.9");
+        let d = decide(&fine_input(), &strict_tenant(), Some(&set));
+        assert_eq!(d.verdict, Verdict::RequireApproval);
+        assert_eq!(d.score, 0.9);
+        assert_eq!(d.risk, Risk::Low);
+        assert_eq!(
+            d.reasons,
+            [Reason::new(
+                "policy_requires_approval",
+                "ask",
+                "data.kamachiq.require_approval (p.rego)"
+            )]
+        );
+    }
+
+    #[test]
+    fn a_score_equal_to_the_threshold_allows() {
+        let d = decide(
+            &fine_input(),
+            &strict_tenant(),
+            Some(&policy("score := 0.5")),
+        );
+        assert_eq!(d.verdict, Verdict::Allow);
+        assert_eq!(d.score, 0.5);
+        assert_eq!(d.threshold, 0.5);
+        assert_eq!(d.risk, Risk::High);
+        assert_eq!(d.reasons, []);
+    }
+
+    #[test]
+    fn a_score_below_the_threshold_denies_with_both_figures() {
+        let d = decide(
+            &fine_input(),
+            &strict_tenant(),
+            Some(&policy("score := 0.49")),
+        );
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert_eq!(d.score, 0.49, "the score is kept: no deny reason forced it");
+        assert_eq!(d.risk, Risk::High);
+        assert_eq!(
+            d.reasons,
+            [Reason::new(
+                "score_below_threshold",
+                "score 0.49 is below tenant tenant-a's threshold 0.5",
+                "builtin.threshold"
+            )]
+        );
+    }
+
+    #[test]
+    fn the_threshold_beats_approval_reasons() {
+        let d = decide(
+            &with_finding(fine_input()),
+            &strict_tenant(),
+            Some(&policy("score := 0.1")),
+        );
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert_eq!(codes(&d), ["score_below_threshold"]);
+        assert_eq!(d.risk, Risk::Critical);
+    }
+
+    #[test]
+    fn a_zero_threshold_allows_a_zero_score() {
+        let mut tenant = open_tenant();
+        tenant.settings.threshold = 0.0;
+        let d = decide(&fine_input(), &tenant, Some(&policy("score := 0")));
+        assert_eq!(d.verdict, Verdict::Allow);
+        assert_eq!(d.risk, Risk::Critical);
+    }
+
+    #[test]
+    fn the_policy_risk_wins_over_the_score_risk() {
+        let d = decide(
+            &fine_input(),
+            &strict_tenant(),
+            Some(&policy("risk := \"medium\"")),
+        );
+        assert_eq!(d.verdict, Verdict::Allow);
+        assert_eq!(d.risk, Risk::Medium);
+        let d = decide(
+            &fine_input(),
+            &strict_tenant(),
+            Some(&policy("score := 0.1\nrisk := \"low\"")),
+        );
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert_eq!(d.risk, Risk::High, "a denial is never below high");
+    }
+
+    #[test]
+    fn a_critical_policy_risk_stays_critical_on_deny() {
+        let d = decide(
+            &fine_input(),
+            &strict_tenant(),
+            Some(&policy("deny contains \"x\" if true\nrisk := \"critical\"")),
+        );
+        assert_eq!(d.risk, Risk::Critical);
+    }
+
+    #[test]
+    fn a_policy_error_denies() {
+        let d = decide(&fine_input(), &strict_tenant(), Some(&policy("score := 2")));
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert_eq!(d.score, 0.0);
+        assert_eq!(codes(&d), ["policy_error"]);
+    }
+
+    #[test]
+    fn guard_reasons_come_before_policy_reasons() {
+        let mut input = fine_input();
+        input.region = "us-east-1".into();
+        let d = decide(
+            &input,
+            &strict_tenant(),
+            Some(&policy("deny contains \"policy says no\" if true")),
+        );
+        assert_eq!(codes(&d), ["residency", "policy_deny"]);
+    }
 
     #[test]
     fn risk_from_score_boundaries() {

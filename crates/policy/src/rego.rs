@@ -3,14 +3,22 @@
 //!
 //! Evaluation is on the hot path of every action, so a [`PolicySet`] is compiled once into an
 //! RVM program (shared, immutable) and every evaluation runs it on a fresh VM of its own: creating
-//! one costs about as much as a few hash-map inserts, and no lock is held while a policy runs.
-//! The VM runs with strict builtin errors (a builtin given the wrong kind of value is an error,
-//! not an undefined result) and an instruction limit, and every error fails closed.
+//! one costs a couple of hundred nanoseconds, and no lock is held while a policy runs.
 //!
-//! Where the VM's semantics differ from OPA's it is made to fail closed too: the VM treats a
-//! complete rule with conflicting values as undefined instead of raising an error, so an
-//! undefined `score` is checked again with regorus's interpreter, which does raise it. (Nothing
-//! else needs that check: an undefined `risk` only lets the score decide the risk.)
+//! What fails, and how (the gate always fails closed, with a `policy_error` deny reason):
+//!
+//! - A limit hit while evaluating ([`MAX_INSTRUCTIONS`], numeric overflow) is an error.
+//! - A decision rule with a result of the wrong shape (a score of 1.5, a risk of "severe", a
+//!   deny entry that is a number) is an error.
+//! - `score` with conflicting values is an error. The VM makes a complete rule with conflicting
+//!   values undefined instead of raising OPA's conflict error, so an undefined `score` is
+//!   evaluated again by regorus's interpreter, which raises it. (A policy that declares
+//!   `default score := 1.0` only pays for that when a conflict happens.)
+//! - Otherwise the VM's semantics are OPA's defaults: a builtin called with bad arguments is
+//!   undefined (not strict), and a rule body that fails for another reason (a conflict in a
+//!   helper rule) does not contribute. A `deny` rule whose body fails therefore does not deny:
+//!   write tests (`test_*` rules) for the rules that protect something; [`PolicySet::run_tests`]
+//!   runs them with the interpreter, which reports such errors.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -145,6 +153,8 @@ impl PolicySet {
         let mut engine = Engine::new();
         // `print` in a policy must not write to the server's stderr.
         engine.set_gather_prints(true);
+        // As OPA by default and as the VM: a builtin given bad arguments is undefined.
+        engine.set_strict_builtin_errors(false);
         let mut packages = Vec::with_capacity(modules.len());
         for m in &modules {
             packages.push(add_module(&mut engine, m)?);
@@ -252,7 +262,6 @@ impl PolicySet {
         let value = input.to_rego();
         let mut vm = RegoVM::new();
         vm.set_max_instructions(MAX_INSTRUCTIONS);
-        vm.set_strict_builtin_errors(true);
         vm.load_program(gate.program.clone());
         vm.set_input(value.clone());
         for (index, entry) in gate.entries.iter().enumerate() {
@@ -458,10 +467,7 @@ fn policy_error(rule: &str, message: impl fmt::Display) -> Reason {
 fn show(value: &Value) -> String {
     match value {
         Value::Undefined => "undefined".to_owned(),
-        _ => value
-            .to_json_str()
-            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-            .unwrap_or_else(|_| format!("{value:?}")),
+        _ => serde_json::to_string(value).unwrap_or_else(|_| format!("{value:?}")),
     }
 }
 
@@ -633,10 +639,617 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guard::tests::fine_input;
+
+    fn module(name: &str, source: &str) -> Module {
+        Module {
+            name: name.to_owned(),
+            source: source.to_owned(),
+        }
+    }
+
+    fn set(source: &str) -> PolicySet {
+        PolicySet::compile(1, vec![module("p.rego", source)]).unwrap()
+    }
+
+    fn eval(source: &str) -> Outcome {
+        set(source).evaluate(&fine_input())
+    }
+
+    fn reason(code: &str, message: &str, rule: &str) -> Reason {
+        Reason::new(code, message, rule)
+    }
+
+    fn compile_err(modules: Vec<Module>) -> Error {
+        PolicySet::compile(1, modules).unwrap_err()
+    }
 
     #[test]
     fn policy_sets_can_be_shared_between_threads() {
         fn shareable<T: Send + Sync + Clone + fmt::Debug>() {}
         shareable::<PolicySet>();
+    }
+
+    #[test]
+    fn deny_entries_may_be_strings_or_objects() {
+        let out = eval(
+            r#"package kamachiq
+            deny contains "plain message" if input.action == "run_step"
+            deny contains {"code": "protected_deliverable", "message": msg} if {
+                input.deliverable.id == "api-svc"
+                msg := sprintf("deliverable %s is protected", [input.deliverable.id])
+            }
+            deny contains {"message": "no code"} if true
+            "#,
+        );
+        let rule = "data.kamachiq.deny (p.rego)";
+        // In the set's order: strings, then objects by their keys and values.
+        assert_eq!(
+            out.deny,
+            [
+                reason("policy_deny", "plain message", rule),
+                reason(
+                    "protected_deliverable",
+                    "deliverable api-svc is protected",
+                    rule
+                ),
+                reason("policy_deny", "no code", rule),
+            ]
+        );
+        assert_eq!(out.require_approval, []);
+        assert_eq!(out.score, None);
+        assert_eq!(out.risk, None);
+    }
+
+    #[test]
+    fn require_approval_entries_may_be_strings_or_objects() {
+        let out = eval(
+            r#"package kamachiq
+            require_approval contains "look at this" if true
+            require_approval contains {"code": "big_change", "message": "many files"} if true
+            "#,
+        );
+        let rule = "data.kamachiq.require_approval (p.rego)";
+        assert_eq!(out.deny, []);
+        assert_eq!(
+            out.require_approval,
+            [
+                reason("policy_requires_approval", "look at this", rule),
+                reason("big_change", "many files", rule),
+            ]
+        );
+    }
+
+    #[test]
+    fn rules_that_do_not_fire_say_nothing() {
+        let out = eval(
+            r#"package kamachiq
+            deny contains "never" if input.action == "merge"
+            require_approval contains "never" if input.action == "merge"
+            score := 0.1 if input.action == "merge"
+            risk := "high" if input.action == "merge"
+            "#,
+        );
+        assert_eq!(out, Outcome::default());
+    }
+
+    #[test]
+    fn entries_of_the_wrong_shape_are_policy_errors() {
+        let out = eval(
+            r#"package kamachiq
+            deny contains 42 if true
+            deny contains {"code": "c"} if true
+            deny contains {"code": "", "message": "empty code"} if true
+            require_approval contains ["a", "list"] if true
+            "#,
+        );
+        assert_eq!(
+            out.deny,
+            [
+                reason(
+                    "policy_error",
+                    "data.kamachiq.deny (p.rego): an entry must be a string or a {\"code\", \
+                     \"message\"} object, got 42",
+                    "data.kamachiq.deny (p.rego)"
+                ),
+                reason(
+                    "policy_error",
+                    "data.kamachiq.deny (p.rego): an entry must have a string \"message\" and \
+                     may have a non-empty string \"code\", got {\"code\":\"\",\"message\":\"empty \
+                     code\"}",
+                    "data.kamachiq.deny (p.rego)"
+                ),
+                reason(
+                    "policy_error",
+                    "data.kamachiq.deny (p.rego): an entry must have a string \"message\" and \
+                     may have a non-empty string \"code\", got {\"code\":\"c\"}",
+                    "data.kamachiq.deny (p.rego)"
+                ),
+                reason(
+                    "policy_error",
+                    "data.kamachiq.require_approval (p.rego): an entry must be a string or a \
+                     {\"code\", \"message\"} object, got [\"a\",\"list\"]",
+                    "data.kamachiq.require_approval (p.rego)"
+                ),
+            ]
+        );
+        assert_eq!(out.require_approval, []);
+    }
+
+    #[test]
+    fn a_deny_that_is_not_a_set_is_a_policy_error() {
+        let out = eval("package kamachiq\ndeny := 3\n");
+        assert_eq!(
+            out.deny,
+            [reason(
+                "policy_error",
+                "data.kamachiq.deny (p.rego): must be a set of strings or {\"code\", \"message\"} \
+                 objects, got 3",
+                "data.kamachiq.deny (p.rego)"
+            )]
+        );
+    }
+
+    #[test]
+    fn a_v1_partial_object_of_true_counts_as_a_set() {
+        let out = eval("package kamachiq\ndeny[msg] if { msg := \"keyed\" }\n");
+        assert_eq!(
+            out.deny,
+            [reason(
+                "policy_deny",
+                "keyed",
+                "data.kamachiq.deny (p.rego)"
+            )]
+        );
+    }
+
+    #[test]
+    fn a_v0_module_is_accepted() {
+        let out = eval(
+            "package kamachiq\n\ndeny[msg] {\n  input.region == \"eu-west-1\"\n  msg := \"v0\"\n}\n",
+        );
+        assert_eq!(
+            out.deny,
+            [reason("policy_deny", "v0", "data.kamachiq.deny (p.rego)")]
+        );
+    }
+
+    #[test]
+    fn v0_and_v1_modules_mix() {
+        let set = PolicySet::compile(
+            1,
+            vec![
+                module(
+                    "old.rego",
+                    "package kamachiq\n\ndeny[msg] {\n  msg := \"old\"\n}\n",
+                ),
+                module(
+                    "new.rego",
+                    "package kamachiq\n\ndeny contains \"new\" if true\n",
+                ),
+            ],
+        )
+        .unwrap();
+        let out = set.evaluate(&fine_input());
+        let messages: Vec<&str> = out.deny.iter().map(|r| r.message.as_str()).collect();
+        assert_eq!(messages, ["new", "old"]);
+        // Two modules declare `deny`: the reason cannot name one.
+        assert!(out.deny.iter().all(|r| r.rule == "data.kamachiq.deny"));
+    }
+
+    #[test]
+    fn a_score_in_range_is_read() {
+        for (source, want) in [
+            ("score := 0.25", 0.25),
+            ("score := 0", 0.0),
+            ("score := 1", 1.0),
+            (
+                "default score := 1.0\nscore := 0.5 if input.action == \"run_step\"",
+                0.5,
+            ),
+        ] {
+            let out = eval(&format!("package kamachiq\n{source}\n"));
+            assert_eq!(out.score, Some(want), "{source}");
+            assert_eq!(out.deny, [], "{source}");
+        }
+    }
+
+    #[test]
+    fn a_score_out_of_range_or_not_a_number_is_a_policy_error() {
+        for (source, shown) in [
+            ("score := 1.5", "1.5"),
+            ("score := -0.1", "-0.1"),
+            ("score := \"high\"", "\"high\""),
+            ("score := true", "true"),
+        ] {
+            let out = eval(&format!("package kamachiq\n{source}\n"));
+            assert_eq!(out.score, None, "{source}");
+            assert_eq!(
+                out.deny,
+                [reason(
+                    "policy_error",
+                    &format!(
+                        "data.kamachiq.score (p.rego): must be a number in [0, 1], got {shown}"
+                    ),
+                    "data.kamachiq.score (p.rego)"
+                )],
+                "{source}"
+            );
+        }
+    }
+
+    #[test]
+    fn conflicting_scores_fail_closed() {
+        let out = eval(
+            "package kamachiq\ndefault score := 1.0\nscore := 0.2 if true\nscore := 0.3 if true\n",
+        );
+        assert_eq!(out.score, None);
+        assert_eq!(out.deny.len(), 1, "{out:?}");
+        assert_eq!(out.deny[0].code, "policy_error");
+        assert_eq!(out.deny[0].rule, "data.kamachiq.score (p.rego)");
+        assert!(
+            out.deny[0]
+                .message
+                .starts_with("data.kamachiq.score (p.rego): evaluating failed: p.rego:"),
+            "{}",
+            out.deny[0].message
+        );
+    }
+
+    #[test]
+    fn an_undefined_score_without_default_is_no_score() {
+        let out = eval("package kamachiq\nscore := 0.2 if input.action == \"merge\"\n");
+        assert_eq!(out, Outcome::default());
+    }
+
+    #[test]
+    fn a_risk_is_read_by_name() {
+        for risk in Risk::ALL {
+            let out = eval(&format!("package kamachiq\nrisk := \"{risk}\"\n"));
+            assert_eq!(out.risk, Some(risk));
+            assert_eq!(out.deny, []);
+        }
+    }
+
+    #[test]
+    fn an_unknown_risk_is_a_policy_error() {
+        let out = eval("package kamachiq\nrisk := \"severe\"\n");
+        assert_eq!(out.risk, None);
+        assert_eq!(
+            out.deny,
+            [reason(
+                "policy_error",
+                "data.kamachiq.risk (p.rego): must be one of \"low\", \"medium\", \"high\", \
+                 \"critical\", got \"severe\"",
+                "data.kamachiq.risk (p.rego)"
+            )]
+        );
+    }
+
+    #[test]
+    fn a_builtin_error_is_undefined_as_in_opa() {
+        // `to_number("eu-west-1")` fails: the VM, like OPA by default, makes it undefined, so
+        // the first rule does not fire and the negated one does.
+        let out = eval(
+            "package kamachiq\n\
+             deny contains \"positive\" if to_number(input.region) > 1\n\
+             deny contains \"negated\" if not to_number(input.region) > 1\n",
+        );
+        assert_eq!(
+            out.deny,
+            [reason(
+                "policy_deny",
+                "negated",
+                "data.kamachiq.deny (p.rego)"
+            )]
+        );
+    }
+
+    #[test]
+    fn values_of_different_types_compare_as_in_opa() {
+        // Rego orders values of different types (numbers before strings): no error.
+        let out = eval("package kamachiq\nrequire_approval contains \"x\" if input.region > 3\n");
+        assert_eq!(out.deny, []);
+        assert_eq!(out.require_approval.len(), 1);
+    }
+
+    #[test]
+    fn a_runaway_policy_hits_the_instruction_limit_and_fails_closed() {
+        let out = eval(
+            "package kamachiq\ndeny contains \"never\" if { \
+             count([x | some x in numbers.range(1, 1000000); x < 0]) > 0 }\n",
+        );
+        assert_eq!(out.deny.len(), 1, "{out:?}");
+        assert_eq!(out.deny[0].code, "policy_error");
+        assert!(
+            out.deny[0].message.contains("instruction limit"),
+            "{}",
+            out.deny[0].message
+        );
+    }
+
+    #[test]
+    fn policies_read_the_input_as_its_json() {
+        let out = eval(
+            r#"package kamachiq
+            deny contains sprintf("%s %s %s %s %d %s", [
+                input.action, input.tenant, input.region, input.at,
+                input.spent.run_tokens, input.autonomy.phase,
+            ]) if true
+            "#,
+        );
+        assert_eq!(
+            out.deny[0].message,
+            "run_step tenant-a eu-west-1 2026-11-18T11:06:40.000Z 0 L3"
+        );
+    }
+
+    #[test]
+    fn a_set_without_package_kamachiq_decides_nothing() {
+        let set = PolicySet::compile(
+            3,
+            vec![module(
+                "helpers.rego",
+                "package helpers\nbig(n) if n > 10\ntest_big if big(11)\n",
+            )],
+        )
+        .unwrap();
+        assert_eq!(set.evaluate(&fine_input()), Outcome::default());
+        assert_eq!(set.version(), 3);
+        assert_eq!(set.modules()[0].name, "helpers.rego");
+        assert!(set.run_tests().passed());
+    }
+
+    #[test]
+    fn other_packages_rules_are_not_decision_rules() {
+        let out = eval("package kamachiq.extra\ndeny contains \"elsewhere\" if true\n");
+        assert_eq!(out, Outcome::default());
+    }
+
+    #[test]
+    fn a_parse_error_names_module_line_and_column() {
+        let err = compile_err(vec![
+            module("ok.rego", "package kamachiq\n"),
+            module(
+                "team/broken.rego",
+                "package kamachiq\n\ndeny contains \"x\" if {\n  true\n}\n  %\n",
+            ),
+        ]);
+        let Error::Compile {
+            module,
+            line,
+            column,
+            message,
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!(module.as_deref(), Some("team/broken.rego"), "{err}");
+        assert_eq!(*line, Some(6), "{err}");
+        assert_eq!(*column, Some(3), "{err}");
+        assert_eq!(message, "expecting identifier. Failed to parse rule-ref.");
+        assert_eq!(
+            err.to_string(),
+            "team/broken.rego:6:3: expecting identifier. Failed to parse rule-ref."
+        );
+    }
+
+    #[test]
+    fn v0_syntax_errors_report_the_v1_error() {
+        let err = compile_err(vec![module(
+            "p.rego",
+            "package kamachiq\n\ndeny[msg] {\n  msg := \n}\n",
+        )]);
+        assert_eq!(
+            err.to_string(),
+            "p.rego:3:11: `if` keyword is required before rule body"
+        );
+    }
+
+    #[test]
+    fn an_unknown_function_is_a_compile_error_with_its_place() {
+        let err = compile_err(vec![module(
+            "p.rego",
+            "package kamachiq\n\ndeny contains \"x\" if no_such_function(1)\n",
+        )]);
+        let Error::Compile { module, line, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(module.as_deref(), Some("p.rego"), "{err}");
+        assert_eq!(*line, Some(3), "{err}");
+    }
+
+    #[test]
+    fn duplicate_module_names_are_refused() {
+        let err = compile_err(vec![
+            module("a.rego", "package a\n"),
+            module("a.rego", "package b\n"),
+        ]);
+        assert_eq!(err.to_string(), "policy module `a.rego` is given twice");
+    }
+
+    #[test]
+    fn tests_pass_fail_and_error() {
+        let set = PolicySet::compile(
+            1,
+            vec![
+                module(
+                    "kamachiq.rego",
+                    "package kamachiq\ndeny contains \"merge\" if input.action == \"merge\"\n",
+                ),
+                module(
+                    "kamachiq_test.rego",
+                    r#"package kamachiq_test
+                    import data.kamachiq
+                    # test_in_a_comment is not a test
+                    test_merge_denied if "merge" in kamachiq.deny with input as {"action": "merge"}
+                    test_wrong if "merge" in kamachiq.deny with input as {"action": "provision"}
+                    conflicting := 1 if true
+                    conflicting := 2 if true
+                    test_broken if conflicting == 1
+                    not_a_test_x := 1
+                    "#,
+                ),
+            ],
+        )
+        .unwrap();
+        let report = set.run_tests();
+        let summary: Vec<(&str, &str, bool, bool)> = report
+            .results
+            .iter()
+            .map(|r| {
+                (
+                    r.package.as_str(),
+                    r.name.as_str(),
+                    r.passed,
+                    r.error.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("data.kamachiq_test", "test_merge_denied", true, false),
+                ("data.kamachiq_test", "test_wrong", false, false),
+                ("data.kamachiq_test", "test_broken", false, true),
+            ]
+        );
+        assert!(!report.passed());
+        assert_eq!(report.passed_count(), 1);
+        assert_eq!(report.failed_count(), 1);
+        assert_eq!(report.errored_count(), 1);
+        let error = report.results[2].error.as_deref().unwrap_or_default();
+        assert!(
+            error.starts_with("kamachiq_test.rego:"),
+            "the error names the place: {error}"
+        );
+    }
+
+    #[test]
+    fn no_tests_is_a_pass() {
+        let report = set("package kamachiq\n").run_tests();
+        assert_eq!(report.results, []);
+        assert!(report.passed());
+    }
+
+    #[test]
+    fn test_candidates_are_identifiers_starting_with_test() {
+        assert_eq!(
+            test_candidates("test_a if x\nmy_test_b := 1\ny := data.p.test_c\n test_d\ntest_"),
+            ["test_a", "test_d", "test_"]
+        );
+    }
+
+    #[test]
+    fn rendered_errors_split_into_place_and_message() {
+        let text = "\n--> dir/b.rego:4:5\n  |\n4 |   x := \n  |     ^\nerror: expecting `}`";
+        assert_eq!(
+            split_rendered(text),
+            (
+                Some(("dir/b.rego".to_owned(), 4, 5)),
+                "expecting `}`".to_owned()
+            )
+        );
+        assert_eq!(one_line(text), "dir/b.rego:4:5: expecting `}`");
+        assert_eq!(
+            split_rendered("plain failure"),
+            (None, "plain failure".to_owned())
+        );
+    }
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn load_dir_reads_every_rego_file_sorted_by_path() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "z.rego", b"package z\n");
+        write(dir.path(), "team/b.rego", b"package b\n");
+        write(dir.path(), "a.rego", b"package a\n");
+        write(dir.path(), "notes.md", b"not a policy");
+        write(dir.path(), "team/data.json", b"{}");
+        let modules = load_dir(dir.path()).unwrap();
+        let names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["a.rego", "team/b.rego", "z.rego"]);
+        assert_eq!(modules[1].source, "package b\n");
+    }
+
+    #[test]
+    fn load_dir_without_rego_files_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "README.md", b"policies go here");
+        let err = load_dir(dir.path()).unwrap_err();
+        assert!(matches!(&err, Error::NoModules { dir: d } if d == dir.path()));
+        assert_eq!(
+            err.to_string(),
+            format!("no .rego files under {}", dir.path().display())
+        );
+    }
+
+    #[test]
+    fn load_dir_names_a_file_that_is_not_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "good.rego", b"package good\n");
+        write(dir.path(), "bad.rego", b"package bad\n# \xff\xfe\n");
+        let err = load_dir(dir.path()).unwrap_err();
+        let bad = dir.path().join("bad.rego");
+        assert!(matches!(&err, Error::NotUtf8 { path } if *path == bad));
+        assert_eq!(
+            err.to_string(),
+            format!("{} is not UTF-8 text", bad.display())
+        );
+    }
+
+    #[test]
+    fn load_dir_of_a_missing_directory_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let err = load_dir(&missing).unwrap_err();
+        assert!(matches!(&err, Error::Read { path, .. } if *path == missing));
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot read {}: ", missing.display())),
+            "{err}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn load_dir_names_a_file_it_cannot_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // A dangling link named *.rego: listed, then unreadable.
+        let link = dir.path().join("gone.rego");
+        std::os::unix::fs::symlink(dir.path().join("missing-target"), &link).unwrap();
+        write(dir.path(), "ok.rego", b"package ok\n");
+        // Dangling links are not files, so they are skipped; a directory named *.rego is
+        // walked into, not read.
+        let modules = load_dir(dir.path()).unwrap();
+        assert_eq!(modules.len(), 1);
+        let unreadable = dir.path().join("locked");
+        std::fs::create_dir(&unreadable).unwrap();
+        write(&unreadable, "p.rego", b"package p\n");
+        std::fs::set_permissions(
+            &unreadable,
+            std::os::unix::fs::PermissionsExt::from_mode(0o000),
+        )
+        .unwrap();
+        let result = load_dir(dir.path());
+        std::fs::set_permissions(
+            &unreadable,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        // Root reads anything; the check only means something for other users.
+        if let Err(err) = result {
+            assert!(
+                matches!(&err, Error::Read { path, .. } if *path == unreadable),
+                "{err}"
+            );
+        }
     }
 }
