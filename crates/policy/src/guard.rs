@@ -687,7 +687,7 @@ pub(crate) mod tests {
         // In f64, 0.1 + 0.2 is more than 0.3; in micro-dollars it is exactly the cap.
         input.spent.tenant_day_cost_usd = 0.1;
         input.reserve.cost_usd = 0.2;
-        assert!(0.1_f64 + 0.2 > 0.3);
+        assert!(input.spent.tenant_day_cost_usd + input.reserve.cost_usd > 0.3);
         assert_eq!(deny_of(&input, &tenant), []);
         input.reserve.cost_usd = 0.200_001;
         assert_eq!(
