@@ -1060,6 +1060,37 @@ mod tests {
     }
 
     #[test]
+    fn with_is_refused_in_decision_rules() {
+        let err = compile_err(vec![module(
+            "p.rego",
+            "package kamachiq\n\nother := input.x\n\ndeny contains \"x\" if other with input.x as 1\n",
+        )]);
+        assert_eq!(
+            err.to_string(),
+            "p.rego:5:22: the `with` keyword is not supported by the compiler yet"
+        );
+    }
+
+    #[test]
+    fn builtins_left_out_of_the_build_are_compile_errors() {
+        for call in [
+            "regex.match(\"a\", input.region)",
+            "glob.match(\"a\", [], input.region)",
+            "time.now_ns() > 0",
+            "net.cidr_contains(\"10.0.0.0/8\", input.region)",
+        ] {
+            let err = compile_err(vec![module(
+                "p.rego",
+                &format!("package kamachiq\ndeny contains \"x\" if {call}\n"),
+            )]);
+            assert!(
+                matches!(err, Error::Compile { line: Some(2), .. }),
+                "{call}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn duplicate_module_names_are_refused() {
         let err = compile_err(vec![
             module("a.rego", "package a\n"),
