@@ -195,7 +195,9 @@ impl Metrics {
             EventKind::DeliverableFailed => self.finished(DeliverableState::Failed),
             EventKind::DeliverableSkipped => self.finished(DeliverableState::Skipped),
             EventKind::DeliverableCancelled => self.finished(DeliverableState::Cancelled),
-            EventKind::DeliverableBlocked => m.governance_blocks.inc(),
+            EventKind::DeliverableBlocked => {
+                m.governance_blocks.inc();
+            }
             _ => {}
         }
     }

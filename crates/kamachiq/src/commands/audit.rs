@@ -46,7 +46,9 @@ pub async fn audit(config: &Config, command: &AuditCommand) -> anyhow::Result<u8
                 output::note("the audit trail is empty");
                 return Ok(exit::OK);
             }
-            let mut table = output::table(&["seq", "at", "tenant", "actor", "action", "subject", "detail"]);
+            let mut table = output::table(&[
+                "seq", "at", "tenant", "actor", "action", "subject", "detail",
+            ]);
             for r in &records {
                 let mut detail = r.detail.to_string();
                 if detail.chars().count() > 80 {

@@ -47,7 +47,8 @@ pub async fn policy(config: &Config, command: &PolicyCommand) -> anyhow::Result<
 /// The policies in `dir`, compiled: any problem is the user's input (exit 2).
 fn compile(dir: &Path) -> anyhow::Result<(Vec<Module>, PolicySet)> {
     let modules = kamachiq_policy::load_dir(dir).map_err(|e| InvalidInput::new(e.to_string()))?;
-    let set = PolicySet::compile(0, modules.clone()).map_err(|e| InvalidInput::new(e.to_string()))?;
+    let set =
+        PolicySet::compile(0, modules.clone()).map_err(|e| InvalidInput::new(e.to_string()))?;
     Ok((modules, set))
 }
 
@@ -92,9 +93,8 @@ async fn eval(
     policies: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<u8> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        InvalidInput::new(format!("cannot read the input {}: {e}", file.display()))
-    })?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| InvalidInput::new(format!("cannot read the input {}: {e}", file.display())))?;
     let mut value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| InvalidInput::new(format!("{}: not valid JSON: {e}", file.display())))?;
     let engine = engine(config, open_store(config).await?)?;
@@ -124,9 +124,10 @@ async fn eval(
 }
 
 fn print_decision(d: &Decision) {
-    let source = d
-        .policy_version
-        .map_or_else(|| "built-in guards only".to_owned(), |v| format!("policy v{v}"));
+    let source = d.policy_version.map_or_else(
+        || "built-in guards only".to_owned(),
+        |v| format!("policy v{v}"),
+    );
     output::line(format!(
         "{} (score {:.2}, threshold {:.2}, risk {}; {source}, tenant settings v{})",
         d.verdict, d.score, d.threshold, d.risk, d.tenant_version
@@ -153,7 +154,10 @@ async fn load(
                 "failed: {}.{}{}",
                 r.package,
                 r.name,
-                r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                r.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
             ));
         }
         return Err(InvalidInput::new(format!(
@@ -313,7 +317,14 @@ async fn replay(
         let Some(last) = page.last() else { break };
         after = Some(last.id.clone());
         report.replayed += page.len() as u64;
-        replay_page(&store, &candidate, &page, &mut settings, &mut report.changed).await?;
+        replay_page(
+            &store,
+            &candidate,
+            &page,
+            &mut settings,
+            &mut report.changed,
+        )
+        .await?;
     }
     if json {
         output::json_pretty(&report);
@@ -333,7 +344,10 @@ async fn replay_page(
 ) -> anyhow::Result<()> {
     let mut by_tenant: BTreeMap<TenantId, Vec<&DecisionRecord>> = BTreeMap::new();
     for record in page {
-        by_tenant.entry(record.tenant.clone()).or_default().push(record);
+        by_tenant
+            .entry(record.tenant.clone())
+            .or_default()
+            .push(record);
     }
     for (tenant, records) in by_tenant {
         if !settings.contains_key(&tenant) {
@@ -373,9 +387,11 @@ async fn replay_page(
 }
 
 fn print_replay(report: &ReplayReport, took: Duration) {
-    let mut shifts: BTreeMap<(Verdict, Verdict), u64> = BTreeMap::new();
+    let mut shifts: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for c in &report.changed {
-        *shifts.entry((c.before, c.after.decision)).or_default() += 1;
+        *shifts
+            .entry((c.before.as_str(), c.after.decision.as_str()))
+            .or_default() += 1;
     }
     output::line(format!(
         "{} decisions replayed in {}; {} would change",
@@ -389,7 +405,15 @@ fn print_replay(report: &ReplayReport, took: Duration) {
     if report.changed.is_empty() {
         return;
     }
-    let mut table = output::table(&["decision", "run", "deliverable", "action", "before", "after", "why"]);
+    let mut table = output::table(&[
+        "decision",
+        "run",
+        "deliverable",
+        "action",
+        "before",
+        "after",
+        "why",
+    ]);
     for c in &report.changed {
         let why: Vec<String> = c.after.reasons.iter().map(|r| r.code.clone()).collect();
         table.add_row(vec![

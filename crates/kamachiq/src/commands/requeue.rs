@@ -110,7 +110,10 @@ async fn resolve(
 ) -> anyhow::Result<u8> {
     let engine = engine(config, open_store(config).await?)?;
     let Some(entry) = engine.requeue_entry(id).await? else {
-        return Err(InvalidInput::new(format!("no requeue entry `{id}` (see `kamachiq requeue list`)")).into());
+        return Err(InvalidInput::new(format!(
+            "no requeue entry `{id}` (see `kamachiq requeue list`)"
+        ))
+        .into());
     };
     let resolved = match justification {
         Some(text) => {

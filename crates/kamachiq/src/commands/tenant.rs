@@ -38,7 +38,12 @@ pub async fn tenant(config: &Config, command: &TenantCommand) -> anyhow::Result<
         }
         TenantCommand::List { json } => {
             let store = open_store(config).await?;
-            let views: Vec<TenantView> = store.tenants().await?.iter().map(TenantView::from).collect();
+            let views: Vec<TenantView> = store
+                .tenants()
+                .await?
+                .iter()
+                .map(TenantView::from)
+                .collect();
             if *json {
                 output::json_pretty(&views);
             } else if views.is_empty() {
@@ -104,7 +109,10 @@ fn update_from(args: &TenantSettingsArgs, clear: &[TenantField]) -> anyhow::Resu
         (TenantField::Regions, !args.regions.is_empty()),
         (TenantField::Personas, !args.personas.is_empty()),
         (TenantField::Tools, !args.tools.is_empty()),
-        (TenantField::DeliverableTokens, args.deliverable_tokens.is_some()),
+        (
+            TenantField::DeliverableTokens,
+            args.deliverable_tokens.is_some(),
+        ),
         (TenantField::RunTokens, args.run_tokens.is_some()),
         (TenantField::DayTokens, args.day_tokens.is_some()),
         (TenantField::DayCost, args.day_cost.is_some()),

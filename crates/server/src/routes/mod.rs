@@ -42,7 +42,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/kamachiq/requeue", get(requeue::list))
         .route("/v1/kamachiq/requeue/{id}/resolve", post(requeue::resolve))
         .route("/v1/tenants", post(tenants::create))
-        .route("/v1/tenants/{id}", get(tenants::show).merge(patch(tenants::update)))
+        .route(
+            "/v1/tenants/{id}",
+            get(tenants::show).merge(patch(tenants::update)),
+        )
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {

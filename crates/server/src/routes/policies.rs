@@ -190,7 +190,12 @@ pub async fn put(
     let engine = state.engine();
     let (stored, added) = engine
         .store()
-        .add_policy(&auth.caller.tenant, &modules, &auth.caller.name, engine.now())
+        .add_policy(
+            &auth.caller.tenant,
+            &modules,
+            &auth.caller.name,
+            engine.now(),
+        )
         .await?;
     if added {
         engine.policy_changed(&auth.caller.tenant).await?;

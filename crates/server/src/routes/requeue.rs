@@ -72,10 +72,14 @@ pub fn resolved_view(id: &str, resolved: &Resolved, entry: &RequeueEntry) -> Res
 pub fn check_justification(text: Option<&str>) -> Result<&str, String> {
     let text = text.map(str::trim).unwrap_or_default();
     if text.is_empty() {
-        return Err("an override needs a justification: say why it is right to let this through".into());
+        return Err(
+            "an override needs a justification: say why it is right to let this through".into(),
+        );
     }
     if text.chars().count() > MAX_JUSTIFICATION {
-        return Err(format!("a justification has at most {MAX_JUSTIFICATION} characters"));
+        return Err(format!(
+            "a justification has at most {MAX_JUSTIFICATION} characters"
+        ));
     }
     Ok(text)
 }
@@ -175,7 +179,9 @@ pub async fn resolve(
             .override_block(&id, &auth.caller.name, justification)
             .await?
     } else {
-        engine.reevaluate(&id, Some(auth.caller.name.clone())).await?
+        engine
+            .reevaluate(&id, Some(auth.caller.name.clone()))
+            .await?
     };
     Ok(Json(resolved_view(&id, &resolved, &entry)))
 }

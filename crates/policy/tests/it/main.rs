@@ -1,0 +1,8 @@
+//! kamachiq-policy from the outside: the example policies, the JSON forms, replay.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod examples;
+mod json;
+mod replay;
+mod support;
