@@ -622,7 +622,7 @@ async fn run_deliverable(shared: &Shared, work: &Work, kind: ClaimKind) -> Resul
         };
         match run_step(shared, work).await? {
             StepResult::HeldBack(judged) => {
-                return block(shared, id, Some(lease.attempt), vec![judged]).await;
+                return block(shared, id, Some(lease.attempt), vec![*judged]).await;
             }
             StepResult::Passed(Next::Started(step_attempt)) => started = Some(step_attempt),
             StepResult::Passed(Next::Nothing) => {}
@@ -754,7 +754,7 @@ enum Next {
 enum StepResult {
     Passed(Next),
     /// Policy held back the step's next attempt, or the step after it.
-    HeldBack(Judged),
+    HeldBack(Box<Judged>),
     Failed(Reason),
     Stopped,
     NotHeld,
@@ -803,7 +803,7 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
                     .decide(deliverable, policy::Action::RunStep, Some(step))
                     .await?;
                 if !judged.proceeds(waiver) {
-                    return Ok(StepResult::HeldBack(judged));
+                    return Ok(StepResult::HeldBack(Box::new(judged)));
                 }
                 let committed = shared
                     .engine
@@ -959,7 +959,7 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
         let Some(reason) = reason else {
             return Ok(match (expects, finished.result) {
                 (Then::Stay, Ok(Applied::Done)) => match held_back {
-                    Some(judged) => StepResult::HeldBack(judged),
+                    Some(judged) => StepResult::HeldBack(Box::new(judged)),
                     None => StepResult::Passed(Next::Nothing),
                 },
                 (Then::Start(_), Ok(Applied::StepStarted { step_attempt })) => {

@@ -53,17 +53,6 @@ impl Judged {
     /// The reason a deliverable shows while this decision holds it back: the first reason
     /// whose code kamachiq knows, else a summary of them all.
     pub fn block_reason(&self) -> Reason {
-        let all: Vec<String> = self
-            .decision
-            .reasons
-            .iter()
-            .map(|r| format!("{}: {}", r.code, r.message))
-            .collect();
-        let detail = if all.is_empty() {
-            format!("policy answered {}", verdict_text(self.decision.verdict))
-        } else {
-            all.join("; ")
-        };
         let code = if self.decision.verdict == Verdict::RequireApproval {
             ReasonCode::ApprovalRequired
         } else {
@@ -77,6 +66,24 @@ impl Judged {
                     _ => None,
                 })
                 .unwrap_or(ReasonCode::PolicyDenied)
+        };
+        // Each reason's message; its code too where the deliverable's code does not say it.
+        let all: Vec<String> = self
+            .decision
+            .reasons
+            .iter()
+            .map(|r| {
+                if r.code == code.as_str() {
+                    r.message.clone()
+                } else {
+                    format!("{}: {}", r.code, r.message)
+                }
+            })
+            .collect();
+        let detail = if all.is_empty() {
+            format!("policy answered {}", verdict_text(self.decision.verdict))
+        } else {
+            all.join("; ")
         };
         Reason::new(code, detail)
     }

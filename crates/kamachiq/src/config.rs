@@ -183,11 +183,19 @@ pub fn load(file: Option<&Path>, flags: Raw) -> anyhow::Result<Config> {
         .filter(|(k, _)| ENV_KEYS.iter().any(|(name, _)| name == k))
         .collect();
     let mut config = load_from(file, &env, flags)?;
+    let uid = nix::unistd::getuid();
     let login = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .ok()
-        .filter(|u| !u.trim().is_empty());
-    config.actor = format!("local:{}", login.as_deref().unwrap_or("unknown"));
+        .filter(|u| !u.trim().is_empty())
+        .or_else(|| {
+            nix::unistd::User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+        .unwrap_or_else(|| format!("uid {uid}"));
+    config.actor = format!("local:{login}");
     Ok(config)
 }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use kamachiq_api::RunView;
-use kamachiq_domain::{RunId, RunState};
+use kamachiq_domain::{DeliverableState, RunId, RunState};
 use kamachiq_engine::{Ending, Engine, EngineOptions, Identity, Parts, ProcessRunner, SystemClock};
 use kamachiq_store::Store;
 use tokio::sync::broadcast::error::RecvError;
@@ -195,7 +195,7 @@ pub struct Drive {
     /// Subscribed before the run was submitted or resumed, so no event is missed.
     pub events: tokio::sync::broadcast::Receiver<kamachiq_domain::Event>,
     /// Deliverable states to put back to pending first (resume of a finished run).
-    pub reopen: Vec<kamachiq_domain::DeliverableState>,
+    pub reopen: Vec<DeliverableState>,
     /// Show the run's events after this sequence number (0: all of them).
     pub since: i64,
 }
@@ -267,11 +267,26 @@ pub fn summary(view: &RunView) {
         None => String::new(),
     };
     let c = view.counts;
+    let blocked = if c.blocked > 0 {
+        format!(", {} blocked", c.blocked)
+    } else {
+        String::new()
+    };
     output::line(format!(
-        "\nrun {} {}{took}: {} succeeded, {} failed, {} skipped, {} cancelled of {}",
+        "\nrun {} {}{took}: {} succeeded, {} failed, {} skipped, {} cancelled{blocked} of {}",
         view.id, view.state, c.succeeded, c.failed, c.skipped, c.cancelled, c.total
     ));
-    if let Some(d) = view.deliverables.iter().find(|d| d.reason.is_some()) {
+    if c.blocked > 0 {
+        output::line(format!(
+            "see why: kamachiq requeue list --run {}",
+            view.id
+        ));
+    }
+    if let Some(d) = view
+        .deliverables
+        .iter()
+        .find(|d| d.reason.is_some() && d.state != DeliverableState::Blocked)
+    {
         output::line(format!(
             "see what it printed: kamachiq logs {} {}",
             view.id, d.id

@@ -69,7 +69,7 @@ pub async fn create(
     let id = own(&auth.caller, &request.id)?;
     let settings = TenantSettings::default()
         .updated(&request.settings)
-        .map_err(invalid_setting)?;
+        .map_err(|e| invalid_setting(&e))?;
     let engine = state.engine();
     let tenant = engine
         .store()
@@ -110,7 +110,7 @@ pub async fn update(
     Ok(Json(TenantView::from(&tenant)))
 }
 
-fn invalid_setting(e: kamachiq_domain::tenant::InvalidSetting) -> ApiError {
+fn invalid_setting(e: &kamachiq_domain::tenant::InvalidSetting) -> ApiError {
     ApiError::Unprocessable {
         code: "invalid_setting",
         field: Some(e.field.clone()),
