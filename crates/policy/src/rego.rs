@@ -2,8 +2,11 @@
 //! their tests, and evaluating them for one input.
 //!
 //! Evaluation is on the hot path of every action, so a [`PolicySet`] is compiled once into an
-//! RVM program (shared, immutable) and every evaluation runs it on a fresh VM of its own: creating
-//! one costs a couple of hundred nanoseconds, and no lock is held while a policy runs.
+//! RVM program (shared, immutable) whose one entry point gathers every decision rule, so that
+//! helpers they share run once. Each thread keeps a few VMs with a program loaded and reuses
+//! them (a VM starts every run afresh); no lock is shared between threads while a policy runs.
+//! A thread's cached VMs keep their programs alive until they are displaced, at most
+//! [`VMS_PER_THREAD`] per thread.
 //!
 //! What fails, and how (the gate always fails closed, with a `policy_error` deny reason):
 //!
@@ -20,6 +23,7 @@
 //!   write tests (`test_*` rules) for the rules that protect something; [`PolicySet::run_tests`]
 //!   runs them with the interpreter, which reports such errors.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -28,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::Program;
-use regorus::rvm::vm::RegoVM;
+use regorus::rvm::vm::{RegoVM, VmError};
 use regorus::{CompiledPolicy, Engine, Rc, Value};
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +43,14 @@ use crate::input::Input;
 /// The package operator policies define their decision rules in.
 pub const PACKAGE: &str = "data.kamachiq";
 
-/// Most VM instructions one evaluation of one rule may run before it fails (closed). Realistic
+/// The package of the module kamachiq adds to every set that has decision rules: one rule that
+/// gathers them all, so that one VM run evaluates them and helpers shared between them run once.
+const GATE_PACKAGE: &str = "__kamachiq_gate__";
+
+/// The name of that module; no file can be loaded under it.
+const GATE_MODULE: &str = "<kamachiq gate>";
+
+/// Most VM instructions one evaluation of a set's decision rules may run before it fails (closed). Realistic
 /// policies need a few hundred to a few thousand; the limit stops a policy that loops over a
 /// huge input from holding up every action.
 pub const MAX_INSTRUCTIONS: usize = 250_000;
@@ -75,7 +86,7 @@ impl Kind {
     }
 }
 
-/// One decision rule the program evaluates, at the entry point of the same index.
+/// One decision rule the program evaluates, at the same index of the gate's result.
 #[derive(Debug)]
 struct Entry {
     kind: Kind,
@@ -88,6 +99,8 @@ struct Entry {
 struct Gate {
     program: Arc<Program>,
     entries: Vec<Entry>,
+    /// `data.kamachiq`, with its module when there is only one: for errors of the whole run.
+    label: String,
     /// `data.kamachiq.score` for the interpreter, to tell an undefined score from a conflict.
     score_check: Option<CompiledPolicy>,
 }
@@ -143,6 +156,14 @@ impl PolicySet {
     pub fn compile(version: u32, modules: Vec<Module>) -> Result<Self, Error> {
         let mut seen = BTreeSet::new();
         for m in &modules {
+            if m.name == GATE_MODULE {
+                return Err(Error::Compile {
+                    module: Some(m.name.clone()),
+                    line: None,
+                    column: None,
+                    message: "this module name is kamachiq's own".to_owned(),
+                });
+            }
             if !seen.insert(m.name.as_str()) {
                 return Err(Error::DuplicateModule {
                     name: m.name.clone(),
@@ -157,7 +178,16 @@ impl PolicySet {
         engine.set_strict_builtin_errors(false);
         let mut packages = Vec::with_capacity(modules.len());
         for m in &modules {
-            packages.push(add_module(&mut engine, m)?);
+            let package = add_module(&mut engine, m)?;
+            if package == format!("data.{GATE_PACKAGE}") {
+                return Err(Error::Compile {
+                    module: Some(m.name.clone()),
+                    line: None,
+                    column: None,
+                    message: format!("package {GATE_PACKAGE} is kamachiq's own"),
+                });
+            }
+            packages.push(package);
         }
 
         // Which modules of package `kamachiq` declare each decision rule.
@@ -200,7 +230,13 @@ impl PolicySet {
             }
             None
         } else {
-            Some(compile_gate(&mut engine, &declared)?)
+            let in_package: Vec<&str> = modules
+                .iter()
+                .zip(&packages)
+                .filter(|(_, p)| *p == PACKAGE)
+                .map(|(m, _)| m.name.as_str())
+                .collect();
+            Some(compile_gate(&mut engine, &declared, &in_package)?)
         };
 
         Ok(Self {
@@ -260,32 +296,82 @@ impl PolicySet {
             return out;
         };
         let value = input.to_rego();
-        let mut vm = RegoVM::new();
-        vm.set_max_instructions(MAX_INSTRUCTIONS);
-        vm.load_program(gate.program.clone());
-        vm.set_input(value.clone());
-        for (index, entry) in gate.entries.iter().enumerate() {
-            match vm.execute_entry_point_by_index(index) {
-                Ok(Value::Undefined) if entry.kind == Kind::Score => {
-                    if let Some(check) = &gate.score_check {
-                        match check.eval_with_input(value.clone()) {
-                            Ok(v) => read(entry, &v, &mut out),
-                            Err(e) => out.deny.push(policy_error(
-                                &entry.label,
-                                format!("evaluating failed: {}", one_line(&e.to_string())),
-                            )),
-                        }
+        let results = match run_gate(&gate.program, value.clone()) {
+            Ok(Value::Array(results)) if results.len() == gate.entries.len() => results,
+            Ok(other) => {
+                out.deny.push(policy_error(
+                    &gate.label,
+                    format!("evaluating gave {}", show(&other)),
+                ));
+                return out;
+            }
+            Err(e) => {
+                out.deny
+                    .push(policy_error(&gate.label, format!("evaluating failed: {e}")));
+                return out;
+            }
+        };
+        for (entry, result) in gate.entries.iter().zip(results.iter()) {
+            // `[x | x := rule]`: empty, or `[undefined]` from the VM, when the rule is undefined.
+            let v = match result {
+                Value::Array(a) => a.first().cloned().unwrap_or(Value::Undefined),
+                other => other.clone(),
+            };
+            match (&v, &gate.score_check) {
+                (Value::Undefined, Some(check)) if entry.kind == Kind::Score => {
+                    match check.eval_with_input(value.clone()) {
+                        Ok(v) => read(entry, &v, &mut out),
+                        Err(e) => out.deny.push(policy_error(
+                            &entry.label,
+                            format!("evaluating failed: {}", one_line(&e.to_string())),
+                        )),
                     }
                 }
-                Ok(v) => read(entry, &v, &mut out),
-                Err(e) => out.deny.push(policy_error(
-                    &entry.label,
-                    format!("evaluating failed: {e}"),
-                )),
+                _ => read(entry, &v, &mut out),
             }
         }
         out
     }
+}
+
+/// VMs kept ready on each thread, each with its program loaded, most recently used last.
+pub const VMS_PER_THREAD: usize = 4;
+
+std::thread_local! {
+    static VMS: RefCell<Vec<RegoVM>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `program` for `input` on a VM of this thread's that has it loaded, or on a new one.
+/// Reusing a VM skips creating it and loading the program (about a microsecond); keeping them
+/// per thread means no lock is shared between threads.
+fn run_gate(program: &Arc<Program>, input: Value) -> Result<Value, VmError> {
+    let cached = VMS.with(|vms| {
+        let mut vms = vms.borrow_mut();
+        let at = vms
+            .iter()
+            .position(|vm| Arc::ptr_eq(vm.get_program(), program))?;
+        Some(vms.remove(at))
+    });
+    let mut vm = cached.unwrap_or_else(|| {
+        let mut vm = RegoVM::new();
+        vm.set_max_instructions(MAX_INSTRUCTIONS);
+        vm.load_program(program.clone());
+        vm
+    });
+    vm.set_input(input);
+    let result = vm.execute_entry_point_by_index(0);
+    // The input may be large: do not keep it alive until the next evaluation.
+    vm.set_input(Value::Undefined);
+    if result.is_ok() {
+        VMS.with(|vms| {
+            let mut vms = vms.borrow_mut();
+            if vms.len() == VMS_PER_THREAD {
+                vms.remove(0);
+            }
+            vms.push(vm);
+        });
+    }
+    result
 }
 
 /// Parses one module into `engine`, as Rego v1, or as v0 when it only parses as that (v1's
@@ -308,18 +394,30 @@ fn add_module(engine: &mut Engine, m: &Module) -> Result<String, Error> {
     }
 }
 
-fn compile_gate(engine: &mut Engine, declared: &[(Kind, Vec<&str>)]) -> Result<Gate, Error> {
-    let paths: Vec<String> = declared
+fn compile_gate(
+    engine: &mut Engine,
+    declared: &[(Kind, Vec<&str>)],
+    in_package: &[&str],
+) -> Result<Gate, Error> {
+    // Each rule is wrapped in a comprehension, so an undefined one is an empty array and the
+    // result is always defined.
+    let items: Vec<String> = declared
         .iter()
-        .map(|(kind, _)| format!("{PACKAGE}.{}", kind.name()))
+        .map(|(kind, _)| format!("[x | x := {PACKAGE}.{}]", kind.name()))
         .collect();
-    let first = paths.first().cloned().unwrap_or_default();
+    let source = format!(
+        "package {GATE_PACKAGE}\n\nresult := [\n\t{},\n]\n",
+        items.join(",\n\t")
+    );
+    engine
+        .add_policy(GATE_MODULE.to_owned(), source)
+        .map_err(|e| compile_error(&e.to_string(), Some(GATE_MODULE)))?;
+    let entry_point = format!("data.{GATE_PACKAGE}.result");
     let compiled = engine
-        .compile_with_entrypoint(&Rc::from(first))
+        .compile_with_entrypoint(&Rc::from(entry_point.as_str()))
         .map_err(|e| compile_error(&e.to_string(), None))?;
-    let entry_points: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let program =
-        Compiler::compile_from_policy(&compiled, &entry_points).map_err(|e| match &e.span {
+    let program = Compiler::compile_from_policy(&compiled, &[entry_point.as_str()]).map_err(
+        |e| match &e.span {
             Some(span) => Error::Compile {
                 module: Some(span.source.get_path().clone()),
                 line: Some(span.line),
@@ -332,7 +430,8 @@ fn compile_gate(engine: &mut Engine, declared: &[(Kind, Vec<&str>)]) -> Result<G
                 column: None,
                 message: e.to_string(),
             },
-        })?;
+        },
+    )?;
     let score_check = if declared.iter().any(|(k, _)| *k == Kind::Score) {
         Some(
             engine
@@ -342,20 +441,21 @@ fn compile_gate(engine: &mut Engine, declared: &[(Kind, Vec<&str>)]) -> Result<G
     } else {
         None
     };
+    let labelled = |path: String, by: &[&str]| match by {
+        [only] => format!("{path} ({only})"),
+        _ => path,
+    };
     let entries = declared
         .iter()
-        .zip(paths)
-        .map(|((kind, by), path)| Entry {
+        .map(|(kind, by)| Entry {
             kind: *kind,
-            label: match by.as_slice() {
-                [only] => format!("{path} ({only})"),
-                _ => path,
-            },
+            label: labelled(format!("{PACKAGE}.{}", kind.name()), by),
         })
         .collect();
     Ok(Gate {
         program,
         entries,
+        label: labelled(PACKAGE.to_owned(), in_package),
         score_check,
     })
 }
@@ -954,6 +1054,50 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_vm_starts_every_evaluation_afresh() {
+        // Each run takes a few hundred instructions: reused VMs would pass MAX_INSTRUCTIONS long
+        // before the end if their count went on, and would mix up inputs if state leaked.
+        let set = set("package kamachiq\n\
+             deny contains sprintf(\"%d\", [input.spent.run_tokens]) if {\n\
+             \tcount([x | some x in numbers.range(1, 20)]) == 20\n\
+             \tinput.spent.run_tokens % 2 == 1\n}\n");
+        let mut input = fine_input();
+        for i in 0..3_000_u64 {
+            input.spent.run_tokens = i;
+            let out = set.evaluate(&input);
+            if i % 2 == 1 {
+                assert_eq!(
+                    out.deny,
+                    [reason(
+                        "policy_deny",
+                        &i.to_string(),
+                        "data.kamachiq.deny (p.rego)"
+                    )]
+                );
+            } else {
+                assert_eq!(out.deny, [], "{i}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_thread_keeps_vms_for_several_sets() {
+        let sets: Vec<PolicySet> = (0..VMS_PER_THREAD + 2)
+            .map(|i| {
+                set(&format!(
+                    "package kamachiq\ndeny contains \"set {i}\" if true\n"
+                ))
+            })
+            .collect();
+        for round in 0..3 {
+            for (i, s) in sets.iter().enumerate() {
+                let out = s.evaluate(&fine_input());
+                assert_eq!(out.deny[0].message, format!("set {i}"), "round {round}");
+            }
+        }
+    }
+
+    #[test]
     fn a_runaway_policy_hits_the_instruction_limit_and_fails_closed() {
         let out = eval(
             "package kamachiq\ndeny contains \"never\" if { \
@@ -961,11 +1105,15 @@ mod tests {
         );
         assert_eq!(out.deny.len(), 1, "{out:?}");
         assert_eq!(out.deny[0].code, "policy_error");
+        assert_eq!(out.deny[0].rule, "data.kamachiq (p.rego)");
         assert!(
             out.deny[0].message.contains("instruction limit"),
             "{}",
             out.deny[0].message
         );
+        // The VM that failed is not reused; the next evaluation runs normally.
+        let out = eval("package kamachiq\ndeny contains \"fine\" if true\n");
+        assert_eq!(out.deny[0].message, "fine");
     }
 
     #[test]
@@ -1088,6 +1236,20 @@ mod tests {
                 "{call}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_gate_package_and_module_name_are_kamachiqs() {
+        let err = compile_err(vec![module("g.rego", "package __kamachiq_gate__\n")]);
+        assert_eq!(
+            err.to_string(),
+            "g.rego: package __kamachiq_gate__ is kamachiq's own"
+        );
+        let err = compile_err(vec![module("<kamachiq gate>", "package x\n")]);
+        assert_eq!(
+            err.to_string(),
+            "<kamachiq gate>: this module name is kamachiq's own"
+        );
     }
 
     #[test]
