@@ -1239,6 +1239,20 @@ mod tests {
     }
 
     #[test]
+    fn print_is_refused_in_decision_rules_and_quiet_in_tests() {
+        let err = compile_err(vec![module(
+            "p.rego",
+            "package kamachiq\ndeny contains \"x\" if {\n  print(\"checking\")\n}\n",
+        )]);
+        assert_eq!(
+            err.to_string(),
+            "Compilation error: Missing builtin function: print"
+        );
+        let report = set("package t\ntest_prints if {\n  print(\"to nobody\")\n}\n").run_tests();
+        assert!(report.passed(), "{report:?}");
+    }
+
+    #[test]
     fn the_gate_package_and_module_name_are_kamachiqs() {
         let err = compile_err(vec![module("g.rego", "package __kamachiq_gate__\n")]);
         assert_eq!(
