@@ -188,6 +188,16 @@ impl PolicySet {
         let mut packages = Vec::with_capacity(modules.len());
         for m in &modules {
             let package = add_module(&mut engine, m)?;
+            if let Some((line, column)) = find_random(&m.source) {
+                return Err(Error::Compile {
+                    module: Some(m.name.clone()),
+                    line: Some(line),
+                    column: Some(column),
+                    message: "rand.intn would make decisions unrepeatable (replay could not \
+                              reproduce them); policies may not use it"
+                        .to_owned(),
+                });
+            }
             if package == format!("data.{GATE_PACKAGE}") {
                 return Err(Error::Compile {
                     module: Some(m.name.clone()),
@@ -351,6 +361,19 @@ fn run_gate(program: &Arc<Program>, input: Value) -> Result<Value, VmError> {
         });
     }
     result
+}
+
+/// Where `source` calls `rand.intn` (line and column, from 1), outside comments. regorus
+/// provides it whenever it is built with `std`, which its VM needs.
+fn find_random(source: &str) -> Option<(u32, u32)> {
+    source.lines().enumerate().find_map(|(i, line)| {
+        let code = line.split('#').next().unwrap_or_default();
+        let column = code.find("rand.intn")?;
+        Some((
+            u32::try_from(i + 1).unwrap_or(u32::MAX),
+            u32::try_from(column + 1).unwrap_or(u32::MAX),
+        ))
+    })
 }
 
 /// Parses one module into `engine`, as Rego v1, or as v0 when it only parses as that (v1's
@@ -751,6 +774,24 @@ mod tests {
                 "{call}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn random_numbers_are_refused() {
+        let err = compile_err(vec![module(
+            "p.rego",
+            "package kamachiq\n# rand.intn in a comment is fine\nscore := 0.5 if rand.intn(\"x\", 2) == 0\n",
+        )]);
+        assert_eq!(
+            err.to_string(),
+            "p.rego:3:17: rand.intn would make decisions unrepeatable (replay could not \
+             reproduce them); policies may not use it"
+        );
+        assert!(
+            set("package kamachiq\n# rand.intn is not used here\n")
+                .run_tests()
+                .passed()
+        );
     }
 
     #[test]
