@@ -214,100 +214,190 @@ impl Input {
     /// The input as policies see it: the same document as its JSON form, built straight into
     /// regorus's value type (no JSON text or `serde_json::Value` in between).
     pub fn to_rego(&self) -> Value {
-        let mut o = Obj::default();
-        o.put("action", self.action.as_str());
-        o.put("tenant", self.tenant.as_str());
-        o.put("region", self.region.as_str());
+        KEYS.with(|k| self.to_rego_with(k))
+    }
+
+    fn to_rego_with(&self, k: &Keys) -> Value {
+        let mut o = Obj::new(k);
+        o.put(|k| &k.action, k.action(self.action));
+        o.put(|k| &k.tenant, self.tenant.as_str());
+        o.put(|k| &k.region, self.region.as_str());
         if let Some(run) = &self.run {
-            let mut r = Obj::default();
-            r.put("id", run.id.as_str());
-            r.opt("title", run.title.as_deref());
-            o.put("run", r.done());
+            let mut r = Obj::new(k);
+            r.put(|k| &k.id, run.id.as_str());
+            r.opt(|k| &k.title, run.title.as_deref());
+            o.put(|k| &k.run, r.done());
         }
         if let Some(d) = &self.deliverable {
-            let mut r = Obj::default();
-            r.put("id", d.id.as_str());
-            r.opt("persona", d.persona.as_deref());
-            r.put("tools", strings(&d.tools));
-            r.opt("budget_tokens", d.budget_tokens);
-            o.put("deliverable", r.done());
+            let mut r = Obj::new(k);
+            r.put(|k| &k.id, d.id.as_str());
+            r.opt(|k| &k.persona, d.persona.as_deref());
+            r.put(|k| &k.tools, strings(&d.tools));
+            r.opt(|k| &k.budget_tokens, d.budget_tokens);
+            o.put(|k| &k.deliverable, r.done());
         }
         if let Some(s) = &self.step {
-            let mut r = Obj::default();
-            r.put("name", s.name.as_str());
-            r.opt("agent", s.agent.as_deref());
-            r.opt("model", s.model.as_deref());
-            o.put("step", r.done());
+            let mut r = Obj::new(k);
+            r.put(|k| &k.name, s.name.as_str());
+            r.opt(|k| &k.agent, s.agent.as_deref());
+            r.opt(|k| &k.model, s.model.as_deref());
+            o.put(|k| &k.step, r.done());
         }
-        let mut spent = Obj::default();
-        spent.put("deliverable_tokens", self.spent.deliverable_tokens);
-        spent.put("run_tokens", self.spent.run_tokens);
-        spent.put("tenant_day_tokens", self.spent.tenant_day_tokens);
-        spent.put("tenant_day_cost_usd", self.spent.tenant_day_cost_usd);
-        o.put("spent", spent.done());
-        let mut reserve = Obj::default();
-        reserve.put("tokens", self.reserve.tokens);
-        reserve.put("cost_usd", self.reserve.cost_usd);
-        o.put("reserve", reserve.done());
-        let mut autonomy = Obj::default();
-        autonomy.put("phase", self.autonomy.phase.as_str());
-        autonomy.put("approval_mode", self.autonomy.approval_mode.as_str());
+        let mut spent = Obj::new(k);
+        spent.put(|k| &k.deliverable_tokens, self.spent.deliverable_tokens);
+        spent.put(|k| &k.run_tokens, self.spent.run_tokens);
+        spent.put(|k| &k.tenant_day_tokens, self.spent.tenant_day_tokens);
+        spent.put(|k| &k.tenant_day_cost_usd, self.spent.tenant_day_cost_usd);
+        o.put(|k| &k.spent, spent.done());
+        let mut reserve = Obj::new(k);
+        reserve.put(|k| &k.tokens, self.reserve.tokens);
+        reserve.put(|k| &k.cost_usd, self.reserve.cost_usd);
+        o.put(|k| &k.reserve, reserve.done());
+        let mut autonomy = Obj::new(k);
+        autonomy.put(|k| &k.phase, self.autonomy.phase.as_str());
+        autonomy.put(|k| &k.approval_mode, self.autonomy.approval_mode.as_str());
         autonomy.put(
-            "paused_actions",
+            |k| &k.paused_actions,
             Value::from(
                 self.autonomy
                     .paused_actions
                     .iter()
-                    .map(|a| Value::from(a.as_str()))
+                    .map(|a| k.action(*a))
                     .collect::<Vec<_>>(),
             ),
         );
-        o.put("autonomy", autonomy.done());
-        o.put("emergency_stop", self.emergency_stop);
+        o.put(|k| &k.autonomy, autonomy.done());
+        o.put(|k| &k.emergency_stop, self.emergency_stop);
         if let Some(diff) = &self.diff {
-            let mut r = Obj::default();
-            r.put("files", diff.files);
-            r.put("lines_added", diff.lines_added);
-            r.put("lines_removed", diff.lines_removed);
+            let mut r = Obj::new(k);
+            r.put(|k| &k.files, diff.files);
+            r.put(|k| &k.lines_added, diff.lines_added);
+            r.put(|k| &k.lines_removed, diff.lines_removed);
             let findings = diff
                 .findings
                 .iter()
                 .map(|f| {
-                    let mut fo = Obj::default();
-                    fo.put("guard", f.guard.as_str());
-                    fo.put("code", f.code.as_str());
-                    fo.put("path", f.path.as_str());
-                    fo.opt("line", f.line);
-                    fo.put("message", f.message.as_str());
+                    let mut fo = Obj::new(k);
+                    fo.put(|k| &k.guard, f.guard.as_str());
+                    fo.put(|k| &k.code, f.code.as_str());
+                    fo.put(|k| &k.path, f.path.as_str());
+                    fo.opt(|k| &k.line, f.line);
+                    fo.put(|k| &k.message, f.message.as_str());
                     fo.done()
                 })
                 .collect::<Vec<_>>();
-            r.put("findings", Value::from(findings));
-            o.put("diff", r.done());
+            r.put(|k| &k.findings, Value::from(findings));
+            o.put(|k| &k.diff, r.done());
         }
-        o.put("at", self.at.to_string());
+        o.put(|k| &k.at, self.at.to_string());
         o.done()
     }
 }
 
-/// A JSON object under construction.
-#[derive(Default)]
-struct Obj(BTreeMap<Value, Value>);
+/// The input's object keys and action names as regorus values, made once per thread: building
+/// an input then clones them (a reference count) instead of allocating each one again.
+macro_rules! keys {
+    ($($key:ident),* $(,)?) => {
+        struct Keys {
+            $($key: Value,)*
+            actions: [Value; 4],
+        }
 
-impl Obj {
-    fn put(&mut self, key: &str, value: impl Into<Value>) {
-        self.0.insert(Value::from(key), value.into());
+        impl Keys {
+            fn new() -> Self {
+                Self {
+                    $($key: Value::from(stringify!($key)),)*
+                    actions: Action::ALL.map(|a| Value::from(a.as_str())),
+                }
+            }
+        }
+    };
+}
+
+keys!(
+    action,
+    tenant,
+    region,
+    run,
+    id,
+    title,
+    deliverable,
+    persona,
+    tools,
+    budget_tokens,
+    step,
+    name,
+    agent,
+    model,
+    spent,
+    deliverable_tokens,
+    run_tokens,
+    tenant_day_tokens,
+    tenant_day_cost_usd,
+    reserve,
+    tokens,
+    cost_usd,
+    autonomy,
+    phase,
+    approval_mode,
+    paused_actions,
+    emergency_stop,
+    diff,
+    files,
+    lines_added,
+    lines_removed,
+    findings,
+    guard,
+    code,
+    path,
+    line,
+    message,
+    at,
+);
+
+impl Keys {
+    fn action(&self, action: Action) -> Value {
+        let index = match action {
+            Action::Provision => 0,
+            Action::RunStep => 1,
+            Action::Merge => 2,
+            Action::Rollback => 3,
+        };
+        self.actions[index].clone()
+    }
+}
+
+std::thread_local! {
+    static KEYS: Keys = Keys::new();
+}
+
+/// A JSON object under construction.
+struct Obj<'k> {
+    keys: &'k Keys,
+    map: Vec<(Value, Value)>,
+}
+
+impl<'k> Obj<'k> {
+    fn new(keys: &'k Keys) -> Self {
+        Self {
+            keys,
+            map: Vec::with_capacity(16),
+        }
+    }
+
+    fn put(&mut self, key: impl Fn(&Keys) -> &Value, value: impl Into<Value>) {
+        self.map.push((key(self.keys).clone(), value.into()));
     }
 
     /// Sets `key` only when there is a value, as `skip_serializing_if` does.
-    fn opt<V: Into<Value>>(&mut self, key: &str, value: Option<V>) {
+    fn opt<V: Into<Value>>(&mut self, key: impl Fn(&Keys) -> &Value, value: Option<V>) {
         if let Some(v) = value {
             self.put(key, v);
         }
     }
 
     fn done(self) -> Value {
-        Value::from(self.0)
+        Value::from(self.map.into_iter().collect::<BTreeMap<_, _>>())
     }
 }
 

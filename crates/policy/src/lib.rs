@@ -19,8 +19,10 @@
 //!   Modules are Rego v1 (OPA 1.0: `deny contains msg if { ... }`); a module that only parses as
 //!   Rego v0 (`deny[msg] { ... }`) is accepted as v0. Rules named `test_*` in any package are
 //!   the policy's own tests ([`PolicySet::run_tests`]). A set without a `kamachiq` package is
-//!   valid: it only holds tests or helpers. Errors while evaluating fail closed: each becomes a
-//!   `policy_error` deny reason. `POLICIES.md` beside this crate is the operator's guide.
+//!   valid: it only holds tests or helpers. Errors fail closed: a result of the wrong shape,
+//!   conflicting `score` values or a limit reached while evaluating becomes a `policy_error`
+//!   deny reason; otherwise the VM follows OPA's defaults (a builtin given bad arguments is
+//!   undefined), as [`rego`] details. `POLICIES.md` beside this crate is the operator's guide.
 //!
 //! Combining: the score is the policy's (1.0 by default), forced to 0.0 by any deny reason. Any
 //! deny reason denies; otherwise a score below the tenant's threshold denies
