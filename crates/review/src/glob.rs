@@ -69,7 +69,6 @@ impl PathSet {
         self.patterns.get(first).map(String::as_str)
     }
 
-    #[cfg(test)]
     pub(crate) fn is_match(&self, path: &str) -> bool {
         self.set.is_match(path)
     }

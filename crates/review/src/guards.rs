@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diff::{Diff, DiffStats, FileDiff, FileStatus};
 use crate::glob::PathSet;
+use crate::secret::{self, FileKind};
 use crate::{Error, Options, code};
 
 /// [`Options`] compiled: the path patterns are built once, and checking a diff allocates only
@@ -14,6 +15,7 @@ use crate::{Error, Options, code};
 pub struct Guards {
     options: Options,
     protected: PathSet,
+    allow_secrets_in: PathSet,
 }
 
 /// Which guard a finding comes from.
@@ -26,6 +28,8 @@ pub enum Guard {
     FileCount,
     /// The diff changes more lines than allowed.
     DiffSize,
+    /// An added line holds what looks like a secret.
+    Secret,
 }
 
 impl Guard {
@@ -35,6 +39,7 @@ impl Guard {
             Guard::ProtectedPath => "protected_path",
             Guard::FileCount => "file_count",
             Guard::DiffSize => "diff_size",
+            Guard::Secret => "secret",
         }
     }
 }
@@ -62,7 +67,7 @@ pub struct Finding {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     pub stats: DiffStats,
-    /// Size findings first, then protected paths in diff order.
+    /// Size findings first, then protected paths in diff order, then secrets by file and line.
     pub findings: Vec<Finding>,
 }
 
@@ -74,11 +79,17 @@ impl Report {
 }
 
 impl Guards {
-    /// Compiles `options`. A bad glob is an [`Error::Glob`] naming the field and the glob.
+    /// Compiles `options`. A bad glob is an [`Error::Glob`] naming the field and the glob; an
+    /// entropy threshold that is not a positive number is an [`Error::EntropyThreshold`].
     pub fn new(options: &Options) -> Result<Guards, Error> {
+        let threshold = options.entropy_threshold;
+        if !threshold.is_finite() || threshold <= 0.0 {
+            return Err(Error::EntropyThreshold { value: threshold });
+        }
         Ok(Guards {
             options: options.clone(),
             protected: PathSet::new("protected", &options.protected)?,
+            allow_secrets_in: PathSet::new("allow_secrets_in", &options.allow_secrets_in)?,
         })
     }
 
@@ -95,6 +106,11 @@ impl Guards {
         for file in &diff.files {
             if let Some(finding) = self.check_protected(file) {
                 findings.push(finding);
+            }
+        }
+        if self.options.secret_scan {
+            for file in &diff.files {
+                self.check_secrets(file, &mut findings);
             }
         }
         Report { stats, findings }
@@ -172,6 +188,31 @@ impl Guards {
             line: None,
             message,
         })
+    }
+
+    fn check_secrets(&self, file: &FileDiff, findings: &mut Vec<Finding>) {
+        let path = file.path();
+        if file.binary || file.added.is_empty() || self.allow_secrets_in.is_match(path) {
+            return;
+        }
+        let kind = FileKind::of(path);
+        for added in &file.added {
+            let Some(hit) = secret::scan(&added.text, kind, self.options.entropy_threshold) else {
+                continue;
+            };
+            findings.push(Finding {
+                guard: Guard::Secret,
+                code: code::SECRET.to_owned(),
+                path: Some(path.to_owned()),
+                line: Some(added.line),
+                message: format!(
+                    "{} at {path}:{} ({})",
+                    hit.what(),
+                    added.line,
+                    hit.redacted()
+                ),
+            });
+        }
     }
 }
 

@@ -8,6 +8,10 @@ pub const DEFAULT_MAX_FILES: u32 = 20;
 /// At most this many changed lines (added plus removed) in one deliverable's diff, by default.
 pub const DEFAULT_MAX_CHANGED_LINES: u32 = 1000;
 
+/// Shannon entropy, in bits per character, above which a base64-like token of 32 or more
+/// characters is taken for a secret (see the crate documentation for shorter and hex tokens).
+pub const DEFAULT_ENTROPY_THRESHOLD: f64 = 4.5;
+
 /// The paths protected by default, grouped as the crate documentation lists them. Pattern
 /// syntax: see the crate documentation ("Path patterns").
 pub const DEFAULT_PROTECTED: &[&str] = &[
@@ -61,6 +65,13 @@ pub struct Options {
     pub max_files: Option<u32>,
     /// Most lines one diff may add and remove together; `None`: no limit.
     pub max_changed_lines: Option<u32>,
+    /// Whether added lines are scanned for secrets.
+    pub secret_scan: bool,
+    /// Bits per character above which a token is high-entropy; must be finite and positive.
+    /// Raising it above 6 turns the entropy check off (known token formats are still found).
+    pub entropy_threshold: f64,
+    /// Path patterns whose added lines are not scanned for secrets (test fixtures, say).
+    pub allow_secrets_in: Vec<String>,
 }
 
 impl Default for Options {
@@ -69,6 +80,9 @@ impl Default for Options {
             protected: DEFAULT_PROTECTED.iter().map(|p| (*p).to_owned()).collect(),
             max_files: Some(DEFAULT_MAX_FILES),
             max_changed_lines: Some(DEFAULT_MAX_CHANGED_LINES),
+            secret_scan: true,
+            entropy_threshold: DEFAULT_ENTROPY_THRESHOLD,
+            allow_secrets_in: Vec::new(),
         }
     }
 }

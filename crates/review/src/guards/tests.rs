@@ -1,4 +1,6 @@
 use super::*;
+use crate::diff::AddedLine;
+use crate::fake::{ALNUM, BASE64, UPPER_DIGITS, random, token};
 
 fn guards() -> Guards {
     Guards::new(&Options::default()).unwrap()
@@ -18,6 +20,21 @@ fn change(status: FileStatus, old: Option<&str>, new: Option<&str>) -> FileDiff 
 
 fn modified(path: &str) -> FileDiff {
     change(FileStatus::Modified, Some(path), Some(path))
+}
+
+/// A new text file with `lines`.
+fn added(path: &str, lines: &[&str]) -> FileDiff {
+    let mut file = change(FileStatus::Added, None, Some(path));
+    file.added = lines
+        .iter()
+        .zip(1..)
+        .map(|(text, line)| AddedLine {
+            line,
+            text: (*text).to_owned(),
+        })
+        .collect();
+    file.lines_added = u32::try_from(lines.len()).unwrap();
+    file
 }
 
 fn diff(files: Vec<FileDiff>) -> Diff {
@@ -355,6 +372,147 @@ fn size_findings_come_before_path_findings() {
 }
 
 #[test]
+fn secrets_are_reported_with_path_and_line() {
+    let key = token(&["AK", "IA"], UPPER_DIGITS, 16, 1);
+    let report = guards().check(&diff(vec![added(
+        "src/config.rs",
+        &["fn main() {", &format!("    let id = \"{key}\";"), "}"],
+    )]));
+    assert_eq!(
+        report.findings,
+        [Finding {
+            guard: Guard::Secret,
+            code: "secret".to_owned(),
+            path: Some("src/config.rs".to_owned()),
+            line: Some(2),
+            message: format!(
+                "AWS access key id at src/config.rs:2 ({}…, 20 characters)",
+                &key[..4]
+            ),
+        }]
+    );
+}
+
+#[test]
+fn only_added_lines_are_scanned() {
+    let secret = token(&["gh", "p_"], ALNUM, 36, 2);
+    let text = |removed: &str, added: &str| {
+        format!(
+            "diff --git a/src/lib.rs b/src/lib.rs\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -7 +7 @@\n-{removed}\n+{added}\n"
+        )
+    };
+    let removing =
+        Diff::parse(&text(&format!("let t = \"{secret}\";"), "let t = load();")).unwrap();
+    assert!(guards().check(&removing).passed());
+    let adding = Diff::parse(&text("let t = load();", &format!("let t = \"{secret}\";"))).unwrap();
+    let lines: Vec<_> = guards()
+        .check(&adding)
+        .findings
+        .iter()
+        .map(|f| f.line)
+        .collect();
+    assert_eq!(lines, [Some(7)]);
+}
+
+#[test]
+fn binary_files_are_never_scanned() {
+    let secret = token(&["gh", "p_"], ALNUM, 36, 3);
+    let mut file = added("assets/blob.bin", &[&secret]);
+    assert!(!guards().check(&diff(vec![file.clone()])).passed());
+    file.binary = true;
+    assert!(guards().check(&diff(vec![file])).passed());
+}
+
+#[test]
+fn allow_listed_paths_are_not_scanned() {
+    let secret = token(&["gh", "p_"], ALNUM, 36, 4);
+    let options = Options {
+        allow_secrets_in: vec!["tests/fixtures/**".to_owned()],
+        ..Options::default()
+    };
+    let guards = Guards::new(&options).unwrap();
+    let report = guards.check(&diff(vec![
+        added("tests/fixtures/leak.txt", &[&secret]),
+        added("src/leak.txt", &[&secret]),
+    ]));
+    let paths: Vec<_> = report.findings.iter().map(|f| f.path.as_deref()).collect();
+    assert_eq!(paths, [Some("src/leak.txt")]);
+}
+
+#[test]
+fn the_secret_scan_can_be_turned_off() {
+    let secret = token(&["gh", "p_"], ALNUM, 36, 5);
+    let options = Options {
+        secret_scan: false,
+        ..Options::default()
+    };
+    let file = added("src/leak.txt", &[&secret]);
+    assert!(
+        Guards::new(&options)
+            .unwrap()
+            .check(&diff(vec![file]))
+            .passed()
+    );
+}
+
+#[test]
+fn one_finding_per_line() {
+    let a = token(&["gh", "p_"], ALNUM, 36, 6);
+    let b = token(&["AK", "IA"], UPPER_DIGITS, 16, 7);
+    let report = guards().check(&diff(vec![added(
+        "notes.txt",
+        &[&format!("{a} {b}"), &format!("password = \"{b}\"")],
+    )]));
+    let lines: Vec<_> = report.findings.iter().map(|f| f.line).collect();
+    assert_eq!(lines, [Some(1), Some(2)]);
+}
+
+#[test]
+fn messages_never_contain_the_secret() {
+    let secrets = [
+        token(&["gh", "p_"], ALNUM, 36, 8),
+        token(&["AI", "za"], ALNUM, 35, 9),
+        random(BASE64, 48, 10),
+        "hunter2hunter2".to_owned(),
+    ];
+    let lines = [
+        format!("x {}", secrets[0]),
+        format!("k = {}", secrets[1]),
+        format!("salt = \"{}\"", secrets[2]),
+        format!("DB_PASSWORD={}", secrets[3]),
+    ];
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let report = guards().check(&diff(vec![added("settings.conf", &lines)]));
+    assert_eq!(report.findings.len(), 4);
+    for (finding, secret) in report.findings.iter().zip(&secrets) {
+        // Not the secret, nor any 5 characters of it.
+        let chars: Vec<char> = secret.chars().collect();
+        for window in chars.windows(5) {
+            let part: String = window.iter().collect();
+            assert!(!finding.message.contains(&part), "{}", finding.message);
+        }
+    }
+    assert_eq!(
+        messages(&report),
+        [
+            format!(
+                "GitHub token at settings.conf:1 ({}…, 40 characters)",
+                &secrets[0][..4]
+            ),
+            format!(
+                "Google API key at settings.conf:2 ({}…, 39 characters)",
+                &secrets[1][..4]
+            ),
+            format!(
+                "high-entropy string at settings.conf:3 ({}…, 48 characters)",
+                &secrets[2][..4]
+            ),
+            "value assigned to `DB_PASSWORD` at settings.conf:4 (hun…, 14 characters)".to_owned(),
+        ]
+    );
+}
+
+#[test]
 fn a_bad_glob_names_the_field_and_the_glob() {
     let options = Options {
         protected: vec!["*.pem".to_owned(), "a/{b".to_owned()],
@@ -372,6 +530,26 @@ fn a_bad_glob_names_the_field_and_the_glob() {
 }
 
 #[test]
+fn the_entropy_threshold_must_be_positive() {
+    for value in [0.0, -1.0, f64::INFINITY] {
+        let options = Options {
+            entropy_threshold: value,
+            ..Options::default()
+        };
+        let error = Guards::new(&options).unwrap_err();
+        assert_eq!(error, Error::EntropyThreshold { value });
+    }
+    let options = Options {
+        entropy_threshold: f64::NAN,
+        ..Options::default()
+    };
+    assert_eq!(
+        Guards::new(&options).unwrap_err().to_string(),
+        "entropy_threshold: must be a positive number of bits per character (got NaN)"
+    );
+}
+
+#[test]
 fn guards_can_be_shared_between_threads() {
     fn shareable<T: Send + Sync + Clone + fmt::Debug>(_: &T) {}
     let guards = guards();
@@ -382,16 +560,70 @@ fn guards_can_be_shared_between_threads() {
 
 #[test]
 fn guard_names() {
-    let names: Vec<_> = [Guard::ProtectedPath, Guard::FileCount, Guard::DiffSize]
-        .iter()
-        .map(|g| (g.as_str(), g.to_string()))
-        .collect();
+    let names: Vec<_> = [
+        Guard::ProtectedPath,
+        Guard::FileCount,
+        Guard::DiffSize,
+        Guard::Secret,
+    ]
+    .iter()
+    .map(|g| (g.as_str(), g.to_string()))
+    .collect();
     assert_eq!(
         names,
         [
             ("protected_path", "protected_path".to_owned()),
             ("file_count", "file_count".to_owned()),
             ("diff_size", "diff_size".to_owned()),
+            ("secret", "secret".to_owned()),
         ]
     );
+}
+
+#[test]
+fn arbitrary_text_never_panics() {
+    // Pieces of diffs, secrets and multi-byte characters, shuffled into many inputs.
+    let pieces = [
+        "diff --git a/x b/x\n",
+        "diff --git \"a/\\303\\251\" \"b/\\303\\251\"\n",
+        "--- a/x\n",
+        "+++ b/x\n",
+        "@@ -1 +1 @@\n",
+        "@@ -0,0 +1,2 @@\n",
+        "+token = \"",
+        "-removed\n",
+        " context\n",
+        "\\ No newline at end of file\n",
+        "rename from x\n",
+        "Binary files a/x and b/x differ\n",
+        "\u{3000}é://ü:ö@\u{2028}",
+        "\u{3000}",
+        "=",
+        ":",
+        "\"",
+        "sha512-",
+        "kq_",
+        "\n",
+    ];
+    let token = random(ALNUM, 24, 1);
+    let pieces: Vec<&str> = pieces.into_iter().chain([token.as_str()]).collect();
+    let guards = guards();
+    for seed in 1..2000u64 {
+        let picks = random("0123456789abcdefghijk", 12, seed);
+        let text: String = picks
+            .bytes()
+            .map(|b| {
+                pieces[usize::from(if b.is_ascii_digit() {
+                    b - b'0'
+                } else {
+                    b - b'a' + 10
+                })]
+            })
+            .collect();
+        if let Ok(diff) = Diff::parse(&text) {
+            guards.check(&diff);
+        }
+        let line = added("notes.txt", &[text.as_str()]);
+        guards.check(&diff(vec![line]));
+    }
 }
