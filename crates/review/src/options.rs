@@ -68,7 +68,7 @@ pub struct Options {
     /// Whether added lines are scanned for secrets.
     pub secret_scan: bool,
     /// Bits per character above which a token is high-entropy; must be finite and positive.
-    /// Raising it above 6 turns the entropy check off (known token formats are still found).
+    /// No token can exceed 7, so 7 or more turns the entropy rule off (the other rules stay).
     pub entropy_threshold: f64,
     /// Path patterns whose added lines are not scanned for secrets (test fixtures, say).
     pub allow_secrets_in: Vec<String>,
