@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod git;
+mod policy;
 mod recovery;
 mod scheduler;
 mod scheduling;

@@ -235,6 +235,11 @@ impl Harness {
         Engine::new(parts).unwrap()
     }
 
+    /// The test clock's time.
+    pub fn clock_now(&self) -> Timestamp {
+        kamachiq_engine::Clock::now(&*self.clock)
+    }
+
     pub async fn states(&self, run: &RunId) -> Vec<(String, DeliverableState)> {
         self.store
             .deliverables(run)
