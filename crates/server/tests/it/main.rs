@@ -8,6 +8,7 @@ mod errors;
 mod events;
 mod metrics;
 mod openapi;
+mod policy;
 mod runs;
 mod summary;
 mod support;

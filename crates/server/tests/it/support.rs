@@ -126,8 +126,19 @@ impl Server {
     }
 
     pub async fn post_json(&self, path: &str, token: &Token, body: &Value) -> Reply {
+        self.send_json(Method::POST, path, token, body).await
+    }
+
+    /// `method path` with `body` as JSON.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        token: &Token,
+        body: &Value,
+    ) -> Reply {
         self.send(
-            call(Method::POST, path, Some(token))
+            call(method, path, Some(token))
                 .header(CONTENT_TYPE, "application/json")
                 .body(Body::from(body.to_string()))
                 .unwrap(),
