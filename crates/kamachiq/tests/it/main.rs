@@ -4,5 +4,6 @@
 
 mod cli;
 mod lifecycle;
+mod policy;
 mod serve;
 mod support;
