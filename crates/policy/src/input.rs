@@ -86,7 +86,7 @@ pub struct Input {
     pub reserve: Reserve,
     #[serde(default)]
     pub autonomy: Autonomy,
-    /// Set by `kamachiq stop-all`: every automated action is denied until `resume-all`.
+    /// Set by `kamachiq stop`: every automated action is denied until `resume-all`.
     #[serde(default)]
     pub emergency_stop: bool,
     /// The change a merge would bring in, with what the diff guards found in it.
