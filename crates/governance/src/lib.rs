@@ -28,15 +28,26 @@
 //! names are such a contract. Enum values are snake_case (`revert_to_l3`, `needs_work`), phases
 //! are written `L3`, `L3+`, `L4`, `L4+`, `L5`.
 
+pub mod approval;
+pub mod breaker;
+mod condition;
 pub mod metrics;
 pub mod phase;
+pub mod proposal;
+pub mod state;
 pub mod window;
 
 use std::fmt;
 use std::time::Duration;
 
+pub use approval::{ApprovalMode, Cause, ExpiryAction, Requirement, Subject, needs_approval};
+pub use breaker::{
+    BreakerAction, Breakers, Effect, Evaluation, Rule, Severity, Trip, default_rules, effect,
+};
 pub use metrics::{ActionRecord, Outcome, Recent, WindowMetrics};
 pub use phase::Phase;
+pub use proposal::{ApprovalOutcome, ApprovalRefused, ProposalApprovals, ProposalDraft};
+pub use state::GovernanceState;
 
 /// What a CEL condition belongs to, for error messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
