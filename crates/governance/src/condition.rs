@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use cel::common::types::{CelDouble, CelInt};
+use cel::common::types::{CelBool, CelDouble, CelInt};
 use cel::common::value::CowVal;
 use cel::context::VariableResolver;
 use cel::{Context, Env, Program, Value};
@@ -20,12 +20,22 @@ use crate::{Error, Owner};
 pub(crate) enum Var {
     Int(i64),
     Double(f64),
+    Bool(bool),
 }
 
 impl Var {
     /// From a count, saturating at `i64::MAX`.
     pub(crate) fn count(n: u64) -> Var {
         Var::Int(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
+    /// As written in evidence: `0.995`, `12`, `true`.
+    pub(crate) fn show(self) -> String {
+        match self {
+            Var::Int(n) => n.to_string(),
+            Var::Double(x) => format!("{x}"),
+            Var::Bool(b) => b.to_string(),
+        }
     }
 }
 
@@ -45,6 +55,7 @@ impl<V: Vars> VariableResolver for Resolver<'_, V> {
         Some(match self.0.var(variable)? {
             Var::Int(n) => CowVal::owned(CelInt::from(n)),
             Var::Double(x) => CowVal::owned(CelDouble::from(x)),
+            Var::Bool(b) => CowVal::owned(CelBool::from(b)),
         })
     }
 }
@@ -106,6 +117,17 @@ pub(crate) fn holds<V: Vars>(
     }
 }
 
+/// The values of the variables `program` reads, in [`Vars::NAMES`] order: `errorRate = 0.2`.
+pub(crate) fn evidence<V: Vars>(program: &Program, vars: &V) -> String {
+    let references = program.references();
+    V::NAMES
+        .iter()
+        .filter(|name| references.has_variable(name))
+        .filter_map(|name| vars.var(name).map(|v| format!("{name} = {}", v.show())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,15 +135,17 @@ mod tests {
     struct Sample {
         count: u64,
         rate: f64,
+        on: bool,
     }
 
     impl Vars for Sample {
-        const NAMES: &'static [&'static str] = &["count", "rate"];
+        const NAMES: &'static [&'static str] = &["count", "rate", "on"];
 
         fn var(&self, name: &str) -> Option<Var> {
             Some(match name {
                 "count" => Var::count(self.count),
                 "rate" => Var::Double(self.rate),
+                "on" => Var::Bool(self.on),
                 _ => return None,
             })
         }
@@ -130,6 +154,7 @@ mod tests {
     const SAMPLE: Sample = Sample {
         count: 3,
         rate: 0.25,
+        on: true,
     };
 
     fn owner() -> Owner {
@@ -142,11 +167,12 @@ mod tests {
     }
 
     #[test]
-    fn reads_ints_and_doubles() {
+    fn reads_ints_doubles_and_bools() {
         assert_eq!(eval("count >= 3"), Ok(true));
         assert_eq!(eval("count > 3"), Ok(false));
         assert_eq!(eval("rate > 0.2 && rate < 0.3"), Ok(true));
-        assert_eq!(eval("!(count > 0) || count == 0"), Ok(false));
+        assert_eq!(eval("on"), Ok(true));
+        assert_eq!(eval("!on || count == 0"), Ok(false));
     }
 
     #[test]
@@ -179,13 +205,13 @@ mod tests {
                 owner: owner(),
                 condition: "zeta > 1 && count > 1 && alpha".into(),
                 names: vec!["alpha".into(), "zeta".into()],
-                known: vec!["count", "rate"],
+                known: vec!["count", "rate", "on"],
             }
         );
         assert_eq!(
             err.to_string(),
             "circuit breaker rule `r`: condition `zeta > 1 && count > 1 && alpha` uses unknown \
-             variable(s) alpha, zeta; known: count, rate"
+             variable(s) alpha, zeta; known: count, rate, on"
         );
     }
 
@@ -219,7 +245,20 @@ mod tests {
     }
 
     #[test]
+    fn evidence_lists_the_variables_read_in_declaration_order() {
+        let program = compile::<Sample>(&owner(), "on && count > 1 && rate < 1.0").unwrap();
+        assert_eq!(
+            evidence(&program, &SAMPLE),
+            "count = 3, rate = 0.25, on = true"
+        );
+        let program = compile::<Sample>(&owner(), "true").unwrap();
+        assert_eq!(evidence(&program, &SAMPLE), "");
+    }
+
+    #[test]
     fn counts_saturate() {
         assert_eq!(Var::count(u64::MAX), Var::Int(i64::MAX));
+        assert_eq!(Var::Double(0.5).show(), "0.5");
+        assert_eq!(Var::Double(1.0).show(), "1");
     }
 }

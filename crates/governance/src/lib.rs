@@ -31,9 +31,11 @@
 pub mod approval;
 pub mod breaker;
 mod condition;
+pub mod cycle;
 pub mod metrics;
 pub mod phase;
 pub mod proposal;
+pub mod readiness;
 pub mod state;
 pub mod window;
 
@@ -44,9 +46,14 @@ pub use approval::{ApprovalMode, Cause, ExpiryAction, Requirement, Subject, need
 pub use breaker::{
     BreakerAction, Breakers, Effect, Evaluation, Rule, Severity, Trip, default_rules, effect,
 };
+pub use cycle::{Recommendation, RecommendationKind, Report, Snapshot, propose, recommend};
 pub use metrics::{ActionRecord, Outcome, Recent, WindowMetrics};
 pub use phase::Phase;
 pub use proposal::{ApprovalOutcome, ApprovalRefused, ProposalApprovals, ProposalDraft};
+pub use readiness::{
+    Assessment, Attestation, Category, Check, Checklist, Item, ReadinessFacts, Status, assess,
+    default_checklist,
+};
 pub use state::GovernanceState;
 
 /// What a CEL condition belongs to, for error messages.
