@@ -15,6 +15,7 @@
 //! - [`cycle`]: the weekly governance cycle: recommend expanding, maintaining or investigating,
 //!   and draft the expansion proposal when every condition holds.
 //! - [`proposal`]: the approvals a proposal gathers, by role, with four eyes.
+//! - [`window`]: rule windows as operators write them, `30s`, `5m`, `1h`, `7d`.
 //!
 //! Nothing here reads a clock, a file, the network or a database: callers pass `now` and the
 //! records in, and store what comes out. The engine and the server do that; this crate depends
