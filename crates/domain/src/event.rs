@@ -40,6 +40,9 @@ named_enum! {
         DeliverableUnblocked = "deliverable_unblocked",
         /// The requeue's retry loop re-evaluated a blocked deliverable, which stays blocked.
         RequeueRetried = "requeue_retried",
+        /// An agent step's progress: what it is doing and what it spent so far (at most one
+        /// such event every few seconds per step).
+        StepProgress = "step_progress",
     }
 }
 

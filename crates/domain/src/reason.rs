@@ -36,6 +36,12 @@ named_enum! {
         PolicyDenied = "policy_denied",
         /// Policy requires a person to approve the action first.
         ApprovalRequired = "approval_required",
+        /// An agent step printed nothing for longer than its stall limit and was stopped.
+        Stalled = "stalled",
+        /// An agent step kept printing the same thing and was stopped as stuck in a loop.
+        Looping = "looping",
+        /// The agent reported an error, or its output could not be used.
+        AgentFailed = "agent_failed",
     }
 }
 

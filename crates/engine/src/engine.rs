@@ -33,6 +33,8 @@ pub struct EngineOptions {
     pub identity: Identity,
     /// How blocked deliverables are retried.
     pub requeue: crate::requeue::RequeueOptions,
+    /// How agent steps run.
+    pub agents: crate::agents::AgentOptions,
 }
 
 impl EngineOptions {
@@ -44,6 +46,7 @@ impl EngineOptions {
             watch_interval: Duration::from_millis(500),
             identity: Identity::default(),
             requeue: crate::requeue::RequeueOptions::default(),
+            agents: crate::agents::AgentOptions::default(),
         }
     }
 }

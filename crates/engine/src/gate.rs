@@ -7,6 +7,7 @@
 //! every decision of that tenant is a deny naming the error.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use kamachiq_policy::{Decision, Input, PolicySet, Verdict};
 use kamachiq_store::{DecisionRecord, PolicyStamp, Store};
 
 use crate::Error;
+use crate::agents::{Bucket, DaySpend};
 use crate::clock::Clock;
 
 /// How long a tenant's cached settings and policies are trusted before their versions are
@@ -103,7 +105,15 @@ pub struct Gate {
     store: Store,
     clock: Arc<dyn Clock>,
     rules: Mutex<HashMap<TenantId, Arc<Rules>>>,
+    /// Each tenant's spend of the day, as last read from the ledger plus what this process has
+    /// not written yet, and when it was read.
+    days: Mutex<HashMap<TenantId, (Arc<DaySpend>, Instant)>>,
+    /// Each tenant's agent launches.
+    launches: Mutex<HashMap<TenantId, Bucket>>,
 }
+
+/// How often a tenant's day spend is read again from the ledger.
+pub const DAY_REFRESH: Duration = Duration::from_secs(2);
 
 impl Gate {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
@@ -111,6 +121,71 @@ impl Gate {
             store,
             clock,
             rules: Mutex::new(HashMap::new()),
+            days: Mutex::new(HashMap::new()),
+            launches: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The tenant's settings in force (the defaults for one never configured).
+    pub async fn tenant(&self, tenant: &TenantId) -> Result<Tenant, Error> {
+        Ok(self.rules(tenant).await?.tenant.clone())
+    }
+
+    /// The tenant's spend of the current UTC day: the ledger's figure (read again when older
+    /// than [`DAY_REFRESH`], or when the day changed) plus what this process has booked and
+    /// not written yet. Shared by every agent step of the tenant in this process.
+    pub async fn day_spend(&self, tenant: &TenantId) -> Result<Arc<DaySpend>, Error> {
+        let today = crate::agents::day(self.clock.now());
+        let cached = lock(&self.days).get(tenant).cloned();
+        if let Some((spend, read)) = &cached {
+            let same_day = *lock(&spend.day) == today;
+            if same_day && read.elapsed() < DAY_REFRESH {
+                return Ok(spend.clone());
+            }
+        }
+        let stored = self.store.tenant_day_spend(tenant, &today).await?;
+        let spend = match cached {
+            Some((spend, _)) if *lock(&spend.day) == today => spend,
+            _ => Arc::new(DaySpend {
+                day: Mutex::new(today),
+                ..DaySpend::default()
+            }),
+        };
+        spend.stored.tokens.store(stored.tokens, Ordering::Relaxed);
+        spend
+            .stored
+            .cost_micro_usd
+            .store(stored.cost_micro_usd, Ordering::Relaxed);
+        lock(&self.days).insert(tenant.clone(), (spend.clone(), Instant::now()));
+        Ok(spend)
+    }
+
+    /// Waits for one of the tenant's agent launches (`per_minute`, with `burst` above that
+    /// pace); false when `stop` fired first.
+    pub async fn launch(
+        &self,
+        tenant: &TenantId,
+        per_minute: u32,
+        burst: u32,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> bool {
+        loop {
+            let wait = {
+                let mut buckets = lock(&self.launches);
+                let bucket = buckets
+                    .entry(tenant.clone())
+                    .or_insert_with(|| Bucket::new(burst));
+                match bucket.take(per_minute, burst) {
+                    Ok(()) => return true,
+                    Err(wait) => wait,
+                }
+            };
+            tracing::info!(tenant = %tenant, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                "agent launches are at the tenant's rate limit; waiting");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => return false,
+            }
         }
     }
 
@@ -147,9 +222,7 @@ impl Gate {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Arc<Rules>>> {
-        self.rules
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.rules)
     }
 
     /// The tenant's rules, from the cache while fresh; reloaded when their versions moved.
@@ -193,6 +266,10 @@ impl Gate {
             checked: Instant::now(),
         })
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The decision when the tenant's policy set cannot be evaluated at all: deny, saying why.

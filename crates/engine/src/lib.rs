@@ -17,6 +17,7 @@
 //! injected [`Clock`], processes from an injected [`Runner`], and tests can stop the engine at
 //! named [`probe::Point`]s.
 
+mod agents;
 mod clock;
 mod committer;
 mod drive;
@@ -35,6 +36,7 @@ mod workspace;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use agents::{AgentEnv, AgentOptions, Persona};
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use committer::{Committed, Committer};
 pub use engine::{CancelOutcome, DrivenBy, Ending, Engine, EngineOptions, Parts, Submission};
@@ -43,8 +45,8 @@ pub use git::Identity;
 pub use owner::Owner;
 pub use requeue::{RequeueOptions, Resolved, RetryPass, backoff as requeue_backoff, retry_loop};
 pub use runner::{
-    BoxFuture, Exit, NoopRunner, ProcessRunner, Runner, StepOutcome, StepSpec, kill_all_steps,
-    read_capped, reap_orphans,
+    BoxFuture, Exit, Halt, Monitor, NoopRunner, ProcessRunner, Runner, StepOutcome, StepSpec,
+    kill_all_steps, read_capped, reap_orphans,
 };
 pub use scheduler::{Scheduler, SchedulerOptions};
 pub use workspace::{MergeOutcome, Target};

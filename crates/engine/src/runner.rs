@@ -10,6 +10,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
@@ -52,12 +53,52 @@ pub fn kill_all_steps() -> usize {
 #[derive(Clone, Debug)]
 pub struct StepSpec {
     pub argv: Vec<String>,
-    /// Variables added to the inherited environment.
+    /// Variables added to the inherited environment (to nothing, with `clear_env`).
     pub env: Vec<(String, String)>,
+    /// Start from an empty environment: the step sees only `env`.
+    pub clear_env: bool,
     pub cwd: PathBuf,
     pub timeout: Duration,
     /// Where the output goes while the step runs.
     pub log: PathBuf,
+    /// Written to the step's standard input, which is then closed (default: an empty input).
+    pub stdin: Option<String>,
+    /// Reads the output line by line as it is printed, and may stop the step.
+    pub monitor: Option<Arc<dyn Monitor>>,
+    /// Stop the step when it prints nothing for this long.
+    pub stall: Option<Duration>,
+}
+
+impl StepSpec {
+    /// A step that runs `argv` in `cwd`, with the inherited environment and no monitor.
+    pub fn command(argv: Vec<String>, cwd: PathBuf, timeout: Duration, log: PathBuf) -> Self {
+        Self {
+            argv,
+            env: Vec::new(),
+            clear_env: false,
+            cwd,
+            timeout,
+            log,
+            stdin: None,
+            monitor: None,
+            stall: None,
+        }
+    }
+}
+
+/// Why a monitor stopped a step: a stable reason code and a sentence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Halt {
+    pub code: kamachiq_domain::ReasonCode,
+    pub detail: String,
+}
+
+/// Watches a step's output as it is printed (stdout and stderr, a line at a time, without the
+/// line end). Returning a [`Halt`] stops the step's process group at once.
+pub trait Monitor: Send + Sync + Debug {
+    fn line(&self, line: &str) -> Option<Halt>;
+    /// The step ended (or was stopped): a chance to flush what was gathered.
+    fn finish(&self) {}
 }
 
 /// How a step's process ended.
@@ -68,6 +109,8 @@ pub enum Exit {
     TimedOut,
     /// Stopped on request (cancel or shutdown), not by its own doing.
     Stopped,
+    /// Stopped by its monitor (a budget ran out, it looped) or for printing nothing too long.
+    Halted(Halt),
     SpawnFailed(String),
 }
 
@@ -138,19 +181,33 @@ impl ProcessRunner {
                 ));
             }
         };
-        let (stdout, stderr) = match log.try_clone() {
-            Ok(copy) => (Stdio::from(log), Stdio::from(copy)),
-            Err(e) => return spawn_failed(format!("cannot write the step log: {e}")),
+        // A watched step's output is read as it comes and written to the log here; an
+        // unwatched one writes to the log directly, with no copy through kamachiq.
+        let watched = spec.monitor.is_some() || spec.stall.is_some();
+        let (stdout, stderr) = if watched {
+            (Stdio::piped(), Stdio::piped())
+        } else {
+            match log.try_clone() {
+                Ok(copy) => (Stdio::from(log), Stdio::from(copy)),
+                Err(e) => return spawn_failed(format!("cannot write the step log: {e}")),
+            }
         };
         let mut command = tokio::process::Command::new(program);
         command
             .args(&spec.argv[1..])
             .current_dir(&spec.cwd)
-            .stdin(Stdio::null())
+            .stdin(if spec.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(stdout)
             .stderr(stderr)
             .process_group(0)
             .kill_on_drop(true);
+        if spec.clear_env {
+            command.env_clear();
+        }
         for var in GIT_LOCATION_VARS {
             command.env_remove(var);
         }
@@ -171,11 +228,24 @@ impl ProcessRunner {
         if let Some(group) = group {
             live_groups().insert(group.as_raw());
         }
+        if let (Some(text), Some(mut input)) = (spec.stdin.clone(), child.stdin.take()) {
+            // Written in the background: a step that never reads its input must not block us.
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = input.write_all(text.as_bytes()).await;
+                let _ = input.shutdown().await;
+            });
+        }
 
-        let waited = tokio::select! {
-            status = child.wait() => Ok(status),
-            () = tokio::time::sleep(spec.timeout) => Err(Exit::TimedOut),
-            () = stop.cancelled() => Err(Exit::Stopped),
+        let waited = if watched {
+            let lines = read_lines(&mut child);
+            self.watch(&mut child, lines, &spec, &stop).await
+        } else {
+            tokio::select! {
+                status = child.wait() => Ok(status),
+                () = tokio::time::sleep(spec.timeout) => Err(Exit::TimedOut),
+                () = stop.cancelled() => Err(Exit::Stopped),
+            }
         };
         let exit = match waited {
             Ok(Ok(status)) => exit_of(status),
@@ -190,6 +260,9 @@ impl ProcessRunner {
             let _ = killpg(group, Signal::SIGKILL);
             live_groups().remove(&group.as_raw());
         }
+        if let Some(monitor) = &spec.monitor {
+            monitor.finish();
+        }
         let (output, output_bytes) = read_capped(&spec.log, self.output_cap)
             .await
             .unwrap_or_else(|e| (format!("(output unreadable: {e})"), 0));
@@ -201,6 +274,98 @@ impl ProcessRunner {
             output,
             output_bytes,
         }
+    }
+
+    /// Waits for a watched step: every line goes to the log and to the monitor; the step is
+    /// stopped when the monitor says so, when it is silent for `spec.stall`, on timeout and on
+    /// `stop`. Lines printed just before it exited are still read and written.
+    async fn watch(
+        &self,
+        child: &mut tokio::process::Child,
+        mut lines: tokio::sync::mpsc::Receiver<String>,
+        spec: &StepSpec,
+        stop: &CancellationToken,
+    ) -> Result<std::io::Result<std::process::ExitStatus>, Exit> {
+        use tokio::io::AsyncWriteExt;
+        let mut log = match tokio::fs::OpenOptions::new().append(true).open(&spec.log).await {
+            Ok(log) => Some(log),
+            Err(e) => {
+                tracing::warn!(log = %spec.log.display(), error = %e, "cannot write a step's log");
+                None
+            }
+        };
+        let deadline = tokio::time::Instant::now() + spec.timeout;
+        let stall = spec.stall.unwrap_or(Duration::MAX);
+        let mut last_output = tokio::time::Instant::now();
+        let mut status = None;
+        let mut open = true;
+        loop {
+            let silent_until = last_output.checked_add(stall);
+            tokio::select! {
+                line = lines.recv(), if open => match line {
+                    Some(line) => {
+                        last_output = tokio::time::Instant::now();
+                        if let Some(log) = &mut log {
+                            let _ = log.write_all(line.as_bytes()).await;
+                            let _ = log.write_all(b"\n").await;
+                        }
+                        if let Some(halt) = spec.monitor.as_ref().and_then(|m| m.line(&line)) {
+                            if let Some(log) = &mut log {
+                                let note = format!("[kamachiq] stopped: {}\n", halt.detail);
+                                let _ = log.write_all(note.as_bytes()).await;
+                            }
+                            return Err(Exit::Halted(halt));
+                        }
+                    }
+                    None => open = false,
+                },
+                exited = child.wait(), if status.is_none() => {
+                    status = Some(exited);
+                    // Read what is left in the pipes for a moment; a grandchild holding them
+                    // open is killed with the group afterwards.
+                    let drain_until = tokio::time::Instant::now() + Duration::from_millis(500);
+                    while open {
+                        match tokio::time::timeout_at(drain_until, lines.recv()).await {
+                            Ok(Some(line)) => {
+                                if let Some(log) = &mut log {
+                                    let _ = log.write_all(line.as_bytes()).await;
+                                    let _ = log.write_all(b"\n").await;
+                                }
+                                if let Some(monitor) = &spec.monitor {
+                                    // The step has ended: what it reported still counts.
+                                    let _ = monitor.line(&line);
+                                }
+                            }
+                            Ok(None) | Err(_) => open = false,
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => return Err(Exit::TimedOut),
+                () = stop.cancelled() => return Err(Exit::Stopped),
+                () = async {
+                    match silent_until {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                }, if status.is_none() => {
+                    let silence = spec.stall.unwrap_or_default();
+                    return Err(Exit::Halted(Halt {
+                        code: kamachiq_domain::ReasonCode::Stalled,
+                        detail: format!(
+                            "the step printed nothing for {}; it was stopped as stalled",
+                            humantime::format_duration(silence)
+                        ),
+                    }));
+                }
+            }
+            if status.is_some() && !open {
+                break;
+            }
+        }
+        if let Some(log) = &mut log {
+            let _ = log.flush().await;
+        }
+        status.ok_or(Exit::Stopped)
     }
 
     /// SIGTERM to the group, SIGKILL after the grace period if the leader still lives.
@@ -218,6 +383,53 @@ impl ProcessRunner {
             let _ = child.wait().await;
         }
     }
+}
+
+/// Longest line handed to a monitor; longer lines are cut (the log keeps them whole).
+const MAX_LINE: usize = 1024 * 1024;
+
+/// The child's stdout and stderr as lines, in the order they arrive.
+fn read_lines(child: &mut tokio::process::Child) -> tokio::sync::mpsc::Receiver<String> {
+    use tokio::io::AsyncBufReadExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+        reader: R,
+        tx: tokio::sync::mpsc::Sender<String>,
+    ) {
+        tokio::spawn(async move {
+            let mut reader = tokio::io::BufReader::new(reader);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                            buf.pop();
+                        }
+                        let mut line = String::from_utf8_lossy(&buf).into_owned();
+                        if line.len() > MAX_LINE {
+                            let mut cut = MAX_LINE;
+                            while !line.is_char_boundary(cut) {
+                                cut -= 1;
+                            }
+                            line.truncate(cut);
+                        }
+                        if tx.send(line).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    if let Some(out) = child.stdout.take() {
+        pump(out, tx.clone());
+    }
+    if let Some(err) = child.stderr.take() {
+        pump(err, tx);
+    }
+    rx
 }
 
 fn exit_of(status: std::process::ExitStatus) -> Exit {

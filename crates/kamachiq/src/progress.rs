@@ -233,6 +233,25 @@ impl Progress {
                 self.say(&format!("{} {id} let through ({how})", style("↻").dim()));
             }
             EventKind::RequeueRetried => {}
+            EventKind::StepProgress => {
+                let step = event.data["step"].as_str().unwrap_or("?");
+                let tokens = event.data["tokens"].as_u64().unwrap_or(0);
+                let cost = event.data["cost_micro_usd"].as_i64().unwrap_or(0);
+                let mut line = format!("{id} ▸ {step} · {tokens} tokens");
+                if cost > 0 {
+                    line.push_str(&format!(" · ${:.2}", cost as f64 / 1e6));
+                }
+                if let Some(text) = event.data["text"].as_str() {
+                    line.push_str(&format!(" · {text}"));
+                }
+                match self.running.get(&id) {
+                    Some(Running { bar: Some(bar), .. }) => {
+                        bar.set_message(format!("{line:<w$}", w = self.width));
+                    }
+                    _ if self.mode == Mode::Plain => self.say(&line),
+                    _ => {}
+                }
+            }
             EventKind::RunFinished => {}
         }
         self.refresh_header();

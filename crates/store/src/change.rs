@@ -70,6 +70,9 @@ pub struct StepEnd {
     /// What the step printed, possibly shortened (see `output_bytes` for the full size).
     pub output: String,
     pub output_bytes: u64,
+    /// Tokens and cost an agent step reported in all (0 for commands).
+    pub tokens: u64,
+    pub cost_micro_usd: i64,
     pub duration: Duration,
     /// Whether the deliverable moves on to its next step (true when the step succeeded).
     pub advance: bool,
@@ -178,6 +181,26 @@ pub enum Change {
     },
     /// An audit record on its own (an operator action that changes no deliverable).
     Audit(Box<AuditEntry>),
+    /// Usage an agent reported, into the ledger; with `progress`, a `step_progress` event on
+    /// the deliverable (what the agent is doing, and what its step spent so far).
+    Usage {
+        records: Vec<crate::usage::UsageRecord>,
+        progress: Option<Box<Progress>>,
+    },
+}
+
+/// What an agent step is doing, for people watching: a `step_progress` event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    pub run: RunId,
+    pub deliverable: DeliverableId,
+    pub step: String,
+    pub step_attempt: u32,
+    /// The latest thing the agent did (`Edit src/api.rs`, `Bash: cargo test`), if any.
+    pub text: Option<String>,
+    /// What the step spent so far.
+    pub tokens: u64,
+    pub cost_micro_usd: i64,
 }
 
 /// What a claim may take.

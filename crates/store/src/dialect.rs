@@ -100,6 +100,11 @@ impl Backend {
                     "policy",
                     include_str!("../migrations/sqlite/20261130000000_policy.sql"),
                 ),
+                (
+                    20261130100000,
+                    "usage",
+                    include_str!("../migrations/sqlite/20261130100000_usage.sql"),
+                ),
             ],
             Self::Postgres => &[
                 (
@@ -116,6 +121,11 @@ impl Backend {
                     20261130000000,
                     "policy",
                     include_str!("../migrations/postgres/20261130000000_policy.sql"),
+                ),
+                (
+                    20261130100000,
+                    "usage",
+                    include_str!("../migrations/postgres/20261130100000_usage.sql"),
                 ),
             ],
         };

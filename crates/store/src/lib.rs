@@ -23,11 +23,13 @@ mod runs;
 mod sql;
 mod tenants;
 mod tokens;
+mod usage;
 
 pub use analytics::{Load, RunCounts, Summary};
 pub use audit::{AuditCheck, AuditEntry, AuditRecord};
 pub use change::{
-    Applied, Change, ClaimKind, LeaseKey, Merge, Outcome, Rejected, StepEnd, StepRef, Then, by_run,
+    Applied, Change, ClaimKind, LeaseKey, Merge, Outcome, Progress, Rejected, StepEnd, StepRef,
+    Then, by_run,
 };
 pub use dialect::Backend;
 pub use requeue::{
@@ -36,6 +38,7 @@ pub use requeue::{
 pub use runs::{EventFilter, NewRun, Purpose, RunControl, RunQuery, RunStamp};
 pub use tenants::{PolicyStamp, StoredPolicy, policy_digest};
 pub use tokens::{NewToken, Token};
+pub use usage::{RunSpend, Spend, SpendBy, SpendQuery, SpendRow, UsageRecord, day_of};
 
 use sqlx::AnyPool;
 

@@ -98,12 +98,13 @@ statements! {
 
     finish_step_attempts = "UPDATE step_attempts SET state = c.c_state, exit_code = c.c_exit, \
         reason = c.c_reason, reason_detail = c.c_detail, output = c.c_output, \
-        output_bytes = c.c_bytes, finished_at = c.c_at \
+        output_bytes = c.c_bytes, finished_at = c.c_at, tokens = c.c_tokens, cost_micro_usd = c.c_cost \
         FROM (SELECT value ->> 'run' AS c_run, value ->> 'id' AS c_id, \
               CAST(value ->> 'index' AS BIGINT) AS c_index, CAST(value ->> 'step_attempt' AS BIGINT) AS c_step_attempt, \
               value ->> 'state' AS c_state, CAST(value ->> 'exit_code' AS BIGINT) AS c_exit, \
               value ->> 'reason' AS c_reason, value ->> 'detail' AS c_detail, value ->> 'output' AS c_output, \
-              CAST(value ->> 'bytes' AS BIGINT) AS c_bytes, CAST(value ->> 'at' AS BIGINT) AS c_at \
+              CAST(value ->> 'bytes' AS BIGINT) AS c_bytes, CAST(value ->> 'at' AS BIGINT) AS c_at, \
+              CAST(value ->> 'tokens' AS BIGINT) AS c_tokens, CAST(value ->> 'cost' AS BIGINT) AS c_cost \
               FROM json_rows($1)) AS c \
         WHERE step_attempts.run_id = c.c_run AND step_attempts.deliverable = c.c_id \
         AND step_attempts.step_index = c.c_index AND step_attempts.attempt = c.c_step_attempt \
@@ -383,4 +384,34 @@ statements! {
         ORDER BY next_retry_at, id LIMIT $2";
 
     requeue_due_now = "UPDATE requeue SET next_retry_at = $2 WHERE tenant = $1 AND resolved_at IS NULL";
+
+    insert_usage = "INSERT INTO usage (tenant, run_id, deliverable, step, step_attempt, agent, model, \
+        input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, tokens, cost_micro_usd, day, at) \
+        SELECT value ->> 'tenant', value ->> 'run', value ->> 'deliverable', value ->> 'step', \
+        CAST(value ->> 'step_attempt' AS BIGINT), value ->> 'agent', value ->> 'model', \
+        CAST(value ->> 'input' AS BIGINT), CAST(value ->> 'output' AS BIGINT), \
+        CAST(value ->> 'cache_read' AS BIGINT), CAST(value ->> 'cache_write' AS BIGINT), \
+        CAST(value ->> 'tokens' AS BIGINT), CAST(value ->> 'cost' AS BIGINT), value ->> 'day', \
+        CAST(value ->> 'at' AS BIGINT) FROM json_rows($1)";
+
+    select_run_spend = "SELECT deliverable, CAST(COALESCE(SUM(tokens), 0) AS BIGINT) AS tokens, \
+        CAST(COALESCE(SUM(cost_micro_usd), 0) AS BIGINT) AS cost FROM usage WHERE run_id = $1 \
+        GROUP BY deliverable ORDER BY deliverable";
+
+    select_tenant_day_spend = "SELECT CAST(COALESCE(SUM(tokens), 0) AS BIGINT) AS tokens, \
+        CAST(COALESCE(SUM(cost_micro_usd), 0) AS BIGINT) AS cost FROM usage WHERE tenant = $1 AND day = $2";
+}
+
+/// The ledger summed by `key` (a column expression of [`crate::usage`], never user text):
+/// bound `$1` tenant, `$2` run, `$3` since, each null for all.
+pub(crate) fn spend_by(backend: Backend, key: &str) -> String {
+    backend.rewrite(&format!(
+        "SELECT {key} AS key, CAST(SUM(tokens) AS BIGINT) AS tokens, \
+         CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, \
+         CAST(SUM(output_tokens) AS BIGINT) AS output_tokens, \
+         CAST(SUM(cost_micro_usd) AS BIGINT) AS cost, \
+         COUNT(DISTINCT run_id || '/' || deliverable || '/' || step || '/' || CAST(step_attempt AS TEXT)) AS steps \
+         FROM usage WHERE ($1 IS NULL OR tenant = $1) AND ($2 IS NULL OR run_id = $2) \
+         AND ($3 IS NULL OR at >= $3) GROUP BY {key} ORDER BY cost DESC, tokens DESC, key"
+    ))
 }

@@ -32,6 +32,9 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_TENANT: &str = "default";
 /// Region of a plan that names none.
 pub const DEFAULT_REGION: &str = "local";
+/// The agents a step may name: the coding agents kamachiq has adapters for, and `command`, a
+/// command line template from the configuration.
+pub const AGENTS: [&str; 5] = ["claude", "codex", "aider", "gemini", "command"];
 
 /// A validated plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,12 +81,13 @@ pub struct Deliverable {
     pub steps: Vec<Step>,
 }
 
-/// One child capsule of a deliverable (`dev`, `qa`, `docs`): a command run in the
-/// deliverable's worktree.
+/// One child capsule of a deliverable (`dev`, `qa`, `docs`): a command or a coding agent run
+/// in the deliverable's worktree.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     pub name: StepName,
-    pub run: Command,
+    #[serde(flatten)]
+    pub work: Work,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// Working directory relative to the worktree root, normalised, never escaping it.
@@ -107,7 +111,39 @@ impl Step {
     }
 }
 
-/// What a step runs.
+/// What a step does: run a command, or have a coding agent work on a prompt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Work {
+    Run {
+        run: Command,
+    },
+    Agent {
+        /// One of [`AGENTS`]; `None`: the agent configured for the deliverable's persona.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+        prompt: String,
+        /// The model to ask for; `None`: the persona's, else the agent's default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        /// Tokens reserved for this step before it starts, and its hard cap; `None`: what is
+        /// left of the deliverable's budget.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        budget_tokens: Option<u64>,
+    },
+}
+
+impl Work {
+    /// The command, for a command step.
+    pub fn command(&self) -> Option<&Command> {
+        match self {
+            Self::Run { run } => Some(run),
+            Self::Agent { .. } => None,
+        }
+    }
+}
+
+/// What a command step runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Command {
@@ -149,7 +185,9 @@ mod tests {
     fn step(backoff_ms: u64) -> Step {
         Step {
             name: StepName::parse("dev").unwrap(),
-            run: Command::Shell("true".into()),
+            work: Work::Run {
+                run: Command::Shell("true".into()),
+            },
             env: BTreeMap::new(),
             workdir: None,
             timeout: DEFAULT_TIMEOUT,

@@ -59,6 +59,14 @@ pub enum ProblemKind {
     NoSteps,
     #[error("step `{step}` has an empty command")]
     EmptyStep { step: String },
+    #[error("step `{step}` needs either `run` (a command) or `prompt` (for an agent), not both")]
+    RunOrPrompt { step: String },
+    #[error("step `{step}` has an empty prompt")]
+    EmptyPrompt { step: String },
+    #[error("step `{step}`: unknown agent `{agent}`; agents are {}", super::AGENTS.join(", "))]
+    UnknownAgent { step: String, agent: String },
+    #[error("step `{step}`: `{field}` applies to agent steps only (steps with a `prompt`)")]
+    AgentFieldOnCommand { step: String, field: &'static str },
     #[error("step name `{step}` is used more than once")]
     DuplicateStep { step: String },
     #[error("budget_tokens must not be negative (got {value})")]

@@ -42,6 +42,10 @@ pub(crate) struct RawDeliverable {
 pub(crate) struct RawStep {
     pub name: Option<Spanned<String>>,
     pub run: Option<Spanned<RawCommand>>,
+    pub agent: Option<Spanned<String>>,
+    pub prompt: Option<Spanned<String>>,
+    pub model: Option<Spanned<String>>,
+    pub budget_tokens: Option<Spanned<i64>>,
     #[serde(default)]
     pub env: BTreeMap<String, Scalar>,
     pub workdir: Option<Spanned<String>>,

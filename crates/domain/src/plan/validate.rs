@@ -12,8 +12,8 @@ use super::parse::start_line;
 use super::problem::{Problem, ProblemKind, Problems};
 use super::raw::{RawCommand, RawDeliverable, RawDuration, RawPlan, RawStep};
 use super::{
-    Command, DEFAULT_BACKOFF, DEFAULT_REGION, DEFAULT_TENANT, DEFAULT_TIMEOUT, Deliverable, Plan,
-    Step,
+    AGENTS, Command, DEFAULT_BACKOFF, DEFAULT_REGION, DEFAULT_TENANT, DEFAULT_TIMEOUT, Deliverable,
+    Plan, Step, Work,
 };
 use crate::Error;
 use crate::id::{DeliverableId, StepName, TenantId};
@@ -380,33 +380,7 @@ fn step(c: &mut Checker<'_>, at: &At, default_retries: Option<u32>, s: &RawStep)
         .as_ref()
         .map_or_else(|| "?".to_owned(), |n| n.value.clone());
 
-    let run = match &s.run {
-        None => {
-            c.report(field("run"), ProblemKind::MissingField { field: "run" });
-            None
-        }
-        Some(run) => {
-            let command = match &run.value {
-                RawCommand::Shell(line) => Command::Shell(line.clone()),
-                RawCommand::Argv(argv) => Command::Argv(argv.clone()),
-            };
-            let empty = match &command {
-                Command::Shell(line) => line.trim().is_empty(),
-                Command::Argv(argv) => argv.first().is_none_or(|p| p.trim().is_empty()),
-            };
-            if empty {
-                c.report(
-                    field("run").on(run),
-                    ProblemKind::EmptyStep {
-                        step: label.clone(),
-                    },
-                );
-                None
-            } else {
-                Some(command)
-            }
-        }
-    };
+    let work = work(c, at, &label, s);
 
     let mut env = BTreeMap::new();
     for (key, value) in &s.env {
@@ -474,13 +448,120 @@ fn step(c: &mut Checker<'_>, at: &At, default_retries: Option<u32>, s: &RawStep)
 
     Some(Step {
         name: name?,
-        run: run?,
+        work: work?,
         env,
         workdir,
         timeout,
         retries: s.retries.or(default_retries).unwrap_or(0),
         backoff,
     })
+}
+
+/// What a step does: `run` a command, or `prompt` an agent (with `agent`, `model` and
+/// `budget_tokens`), never both.
+fn work(c: &mut Checker<'_>, at: &At, label: &str, s: &RawStep) -> Option<Work> {
+    let field = |name: &str| {
+        let base = at.field.clone().unwrap_or_default();
+        at.clone().field(format!("{base}.{name}"))
+    };
+    match (&s.run, &s.prompt) {
+        (Some(_), Some(prompt)) => {
+            c.report(
+                field("prompt").on(prompt),
+                ProblemKind::RunOrPrompt {
+                    step: label.to_owned(),
+                },
+            );
+            None
+        }
+        (None, None) => {
+            c.report(field("run"), ProblemKind::MissingField { field: "run" });
+            None
+        }
+        (Some(run), None) => {
+            for (name, given) in [
+                ("agent", s.agent.as_ref().map(start_line)),
+                ("model", s.model.as_ref().map(start_line)),
+                ("budget_tokens", s.budget_tokens.as_ref().map(start_line)),
+            ] {
+                if let Some(line) = given {
+                    let mut at = field(name);
+                    at.line = line.or(at.line);
+                    c.report(
+                        at,
+                        ProblemKind::AgentFieldOnCommand {
+                            step: label.to_owned(),
+                            field: name,
+                        },
+                    );
+                }
+            }
+            let command = match &run.value {
+                RawCommand::Shell(line) => Command::Shell(line.clone()),
+                RawCommand::Argv(argv) => Command::Argv(argv.clone()),
+            };
+            let empty = match &command {
+                Command::Shell(line) => line.trim().is_empty(),
+                Command::Argv(argv) => argv.first().is_none_or(|p| p.trim().is_empty()),
+            };
+            if empty {
+                c.report(
+                    field("run").on(run),
+                    ProblemKind::EmptyStep {
+                        step: label.to_owned(),
+                    },
+                );
+                return None;
+            }
+            Some(Work::Run { run: command })
+        }
+        (None, Some(prompt)) => {
+            let mut ok = true;
+            if prompt.value.trim().is_empty() {
+                c.report(
+                    field("prompt").on(prompt),
+                    ProblemKind::EmptyPrompt {
+                        step: label.to_owned(),
+                    },
+                );
+                ok = false;
+            }
+            if let Some(agent) = &s.agent
+                && !AGENTS.contains(&agent.value.as_str())
+            {
+                c.report(
+                    field("agent").on(agent),
+                    ProblemKind::UnknownAgent {
+                        step: label.to_owned(),
+                        agent: agent.value.clone(),
+                    },
+                );
+                ok = false;
+            }
+            let budget = match &s.budget_tokens {
+                Some(b) if b.value < 0 => {
+                    c.report(
+                        field("budget_tokens").on(b),
+                        ProblemKind::NegativeBudget { value: b.value },
+                    );
+                    ok = false;
+                    None
+                }
+                Some(b) => u64::try_from(b.value).ok(),
+                None => None,
+            };
+            ok.then(|| Work::Agent {
+                agent: s.agent.as_ref().map(|a| a.value.clone()),
+                prompt: prompt.value.clone(),
+                model: s
+                    .model
+                    .as_ref()
+                    .map(|m| m.value.trim().to_owned())
+                    .filter(|m| !m.is_empty()),
+                budget_tokens: budget,
+            })
+        }
+    }
 }
 
 /// A workdir relative to the worktree, normalised (`./a/b/` -> `a/b`; `.` -> none), or why not.

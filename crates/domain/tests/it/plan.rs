@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use kamachiq_domain::plan::{Command, Format, Plan, ProblemKind, Source};
+use kamachiq_domain::plan::{Command, Format, Plan, ProblemKind, Source, Work};
 
 /// The example every other tool relies on (`examples/contract.yaml`); it must parse as written.
 const CONTRACT: &str = include_str!("../../../../examples/contract.yaml");
@@ -39,8 +39,8 @@ fn contract_example_parses_as_written() {
     let dev = &api.steps[0];
     assert_eq!(dev.name.as_str(), "dev");
     assert_eq!(
-        dev.run,
-        Command::Argv(vec![
+        dev.work.command().unwrap(),
+        &Command::Argv(vec![
             "sh".into(),
             "-c".into(),
             "echo 'fn main() {}' > api.rs".into()
@@ -48,7 +48,10 @@ fn contract_example_parses_as_written() {
     );
     assert_eq!(dev.timeout, Duration::from_secs(600));
     assert_eq!(dev.retries, 1);
-    assert_eq!(api.steps[1].run, Command::Shell("test -f api.rs".into()));
+    assert_eq!(
+        api.steps[1].work.command().unwrap(),
+        &Command::Shell("test -f api.rs".into())
+    );
     assert_eq!(api.steps[1].retries, 0);
 
     let docs = &plan.deliverables[1];
@@ -325,8 +328,58 @@ fn validated_plan_round_trips_through_json() {
 fn run_true_is_the_true_command() {
     let plan = yaml("deliverables:\n  - id: a\n    steps: [{name: s, run: true}]\n").unwrap();
     assert_eq!(
-        plan.deliverables[0].steps[0].run,
-        Command::Shell("true".into())
+        plan.deliverables[0].steps[0].work.command().unwrap(),
+        &Command::Shell("true".into())
+    );
+}
+
+#[test]
+fn an_agent_step_has_a_prompt_and_maybe_an_agent_model_and_budget() {
+    let plan = yaml(
+        "deliverables:\n  - id: a\n    steps:\n      - {name: dev, agent: claude, prompt: 'Add a /health route', model: sonnet, budget_tokens: 5000}\n      - {name: qa, prompt: 'Review it'}\n",
+    )
+    .unwrap();
+    let steps = &plan.deliverables[0].steps;
+    assert_eq!(
+        steps[0].work,
+        Work::Agent {
+            agent: Some("claude".into()),
+            prompt: "Add a /health route".into(),
+            model: Some("sonnet".into()),
+            budget_tokens: Some(5000),
+        }
+    );
+    assert_eq!(
+        steps[1].work,
+        Work::Agent {
+            agent: None,
+            prompt: "Review it".into(),
+            model: None,
+            budget_tokens: None,
+        }
+    );
+    assert_eq!(steps[0].work.command(), None);
+    // Stored and read back as it was.
+    let stored = serde_json::to_string(&plan).unwrap();
+    assert!(stored.contains(r#""agent":"claude","prompt":"Add a /health route""#), "{stored}");
+    assert_eq!(serde_json::from_str::<Plan>(&stored).unwrap(), plan);
+}
+
+#[test]
+fn agent_steps_are_checked_field_by_field() {
+    let errs = errors(
+        "deliverables:\n  - id: a\n    steps:\n      - {name: dev, agent: copilot, prompt: 'x'}\n      - {name: qa, run: 'true', prompt: 'y'}\n      - {name: docs, prompt: '  '}\n      - {name: lint, run: 'true', model: m, budget_tokens: 5}\n      - {name: pay, prompt: 'z', budget_tokens: -1}\n",
+    );
+    assert_eq!(
+        errs,
+        [
+            "plan.yaml:4: deliverable `a`: step `dev`: unknown agent `copilot`; agents are claude, codex, aider, gemini, command",
+            "plan.yaml:5: deliverable `a`: step `qa` needs either `run` (a command) or `prompt` (for an agent), not both",
+            "plan.yaml:6: deliverable `a`: step `docs` has an empty prompt",
+            "plan.yaml:7: deliverable `a`: step `lint`: `model` applies to agent steps only (steps with a `prompt`)",
+            "plan.yaml:7: deliverable `a`: step `lint`: `budget_tokens` applies to agent steps only (steps with a `prompt`)",
+            "plan.yaml:8: deliverable `a`: budget_tokens must not be negative (got -1)",
+        ]
     );
 }
 

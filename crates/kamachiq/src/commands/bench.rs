@@ -211,7 +211,9 @@ fn generate(shape: Shape, n: u32) -> anyhow::Result<Plan> {
         .collect::<Result<_, _>>()?;
     let step = Step {
         name: StepName::parse("run")?,
-        run: StepCommand::Argv(vec!["true".to_owned()]),
+        work: kamachiq_domain::plan::Work::Run {
+            run: StepCommand::Argv(vec!["true".to_owned()]),
+        },
         env: BTreeMap::new(),
         workdir: None,
         timeout: DEFAULT_TIMEOUT,

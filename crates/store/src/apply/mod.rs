@@ -13,6 +13,7 @@ mod endings;
 mod events;
 mod policy;
 mod steps;
+mod usage;
 
 use std::collections::HashSet;
 
@@ -148,6 +149,7 @@ impl Store {
         self.apply_endings(&mut tx, &mut batch).await?;
         self.apply_run_changes(&mut tx, &mut batch).await?;
         self.apply_policy_changes(&mut tx, &mut batch).await?;
+        self.apply_usage(&mut tx, &mut batch).await?;
         let events = self.insert_events(&mut tx, batch.at, batch.events).await?;
         tx.commit().await?;
         Ok(Outcome {

@@ -141,6 +141,8 @@ impl Store {
             detail: Option<&'r str>,
             output: &'r str,
             bytes: u64,
+            tokens: u64,
+            cost: i64,
             at: i64,
         }
         let changes = batch.changes;
@@ -189,6 +191,8 @@ impl Store {
                 detail: end.reason.as_ref().map(|r| r.detail.as_str()),
                 output: &end.output,
                 bytes: end.output_bytes,
+                tokens: end.tokens,
+                cost: end.cost_micro_usd,
                 at: batch.at,
             });
             batch.events.push(
@@ -202,7 +206,8 @@ impl Store {
                         "state": end.state, "exit_code": end.exit_code,
                         "duration_ms": u64::try_from(end.duration.as_millis()).unwrap_or(u64::MAX),
                         "output_bytes": end.output_bytes, "output_tail": output_tail(&end.output),
-                        "reason": end.reason,
+                        "reason": end.reason, "tokens": end.tokens,
+                        "cost_micro_usd": end.cost_micro_usd,
                     }),
                 ),
             );

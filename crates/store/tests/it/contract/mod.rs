@@ -164,6 +164,8 @@ pub(super) fn step_end(
         reason: (state == StepState::Failed).then(|| Reason::new(ReasonCode::StepFailed, "exit 1")),
         output: output.into(),
         output_bytes: output.len() as u64,
+        tokens: 0,
+        cost_micro_usd: 0,
         duration: Duration::from_millis(1500),
         advance: state == StepState::Succeeded,
         then: Then::Stay,

@@ -6,12 +6,14 @@
 //! requested from elsewhere. Each task claims its deliverable, prepares its worktree, runs the
 //! remaining steps with retries, merges, and records the result.
 
+mod launch;
+
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use kamachiq_domain::plan::{Deliverable, Step};
+use kamachiq_domain::plan::{Deliverable, Step, Work};
 use kamachiq_domain::run::{Run, StepState};
 use kamachiq_domain::{DeliverableId, DeliverableState, Reason, ReasonCode, RunId, RunState};
 use kamachiq_policy as policy;
@@ -24,11 +26,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::committer::Committed;
+use crate::agents::Counter;
 use crate::engine::{Ending, Engine};
 use crate::gate::Judged;
 use crate::lease::{Driving, acquire};
 use crate::probe::{Action, Point};
-use crate::runner::{Exit, StepOutcome, StepSpec, reap_orphans};
+use crate::runner::{Exit, StepOutcome, reap_orphans};
 use crate::workspace::{GitWorkspaces, MergeOutcome, Target, Workspaces};
 
 /// Why a driver is stopping its tasks.
@@ -138,13 +141,13 @@ pub(crate) async fn drive(
         .iter()
         .map(|d| (d.id.as_str(), (d.next_step, d.policy_override.clone())))
         .collect();
-    let mut by_id: HashMap<DeliverableId, Work> = run
+    let mut by_id: HashMap<DeliverableId, Job> = run
         .plan
         .deliverables
         .iter()
         .map(|d| {
             let (next_step, waiver) = known.get(d.id.as_str()).cloned().unwrap_or_default();
-            let work = Work {
+            let work = Job {
                 deliverable: Arc::new(d.clone()),
                 next_step,
                 waiver,
@@ -166,12 +169,30 @@ pub(crate) async fn drive(
         }
     }
 
+    let spend = match inner.store.run_spend(&run_id).await {
+        Ok(spend) => spend,
+        Err(e) => {
+            let _ = inner
+                .store
+                .release_driver(&run_id, &inner.owner.to_string())
+                .await;
+            return Err(e.into());
+        }
+    };
     let shared = Arc::new(Shared {
         engine: engine.clone(),
         run: run.clone(),
         workspaces,
         stop: CancellationToken::new(),
         why: OnceLock::new(),
+        run_spend: Arc::new(Counter::new(spend.total.tokens, spend.total.cost_micro_usd)),
+        spent: std::sync::Mutex::new(
+            spend
+                .deliverables
+                .into_iter()
+                .map(|(id, s)| (id, s.tokens))
+                .collect(),
+        ),
     });
     let mut tasks: JoinSet<TaskEnd> = JoinSet::new();
     let mut tick = tokio::time::interval(inner.options.watch_interval);
@@ -370,6 +391,11 @@ struct Shared {
     /// Fires when the driver stops its tasks; `why` says why.
     stop: CancellationToken,
     why: OnceLock<Stop>,
+    /// What the run's agent steps spent, live (the ledger's figure when the drive began, plus
+    /// what every step reported since).
+    run_spend: Arc<Counter>,
+    /// Tokens each deliverable spent in steps that ended.
+    spent: std::sync::Mutex<HashMap<DeliverableId, u64>>,
 }
 
 impl Shared {
@@ -392,6 +418,29 @@ impl Shared {
         self.engine.inner.probe.at(deliverable, point)
     }
 
+    /// Tokens the deliverable spent in steps that ended.
+    fn deliverable_spent(&self, id: &DeliverableId) -> u64 {
+        self.spent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Books the tokens of a step that ended on its deliverable.
+    fn add_spent(&self, id: &DeliverableId, tokens: u64) {
+        if tokens == 0 {
+            return;
+        }
+        let mut spent = self
+            .spent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let total = spent.entry(id.clone()).or_insert(0);
+        *total = total.saturating_add(tokens);
+    }
+
     /// Asks the policy gate about `action` on `deliverable` (and `step`).
     async fn decide(
         &self,
@@ -400,6 +449,7 @@ impl Shared {
         step: Option<&Step>,
     ) -> Result<Judged, Error> {
         let run = &self.run;
+        let day = self.engine.inner.gate.day_spend(&run.tenant).await?;
         let input = policy::Input {
             action,
             tenant: run.tenant.to_string(),
@@ -414,13 +464,45 @@ impl Shared {
                 tools: deliverable.tools.clone(),
                 budget_tokens: deliverable.budget_tokens,
             }),
-            step: step.map(|s| policy::StepInput {
-                name: s.name.to_string(),
-                agent: None,
-                model: None,
+            step: step.map(|s| {
+                let (agent, model) = match &s.work {
+                    Work::Agent { agent, model, .. } => {
+                        let persona = deliverable.persona.as_deref().and_then(|p| {
+                            self.engine.inner.options.agents.personas.get(p)
+                        });
+                        (
+                            agent
+                                .clone()
+                                .or_else(|| persona.and_then(|p| p.agent.clone())),
+                            model
+                                .clone()
+                                .or_else(|| persona.and_then(|p| p.model.clone())),
+                        )
+                    }
+                    Work::Run { .. } => (None, None),
+                };
+                policy::StepInput {
+                    name: s.name.to_string(),
+                    agent,
+                    model,
+                }
             }),
-            spent: policy::Spent::default(),
-            reserve: policy::Reserve::default(),
+            spent: policy::Spent {
+                deliverable_tokens: self.deliverable_spent(&deliverable.id),
+                run_tokens: self.run_spend.tokens(),
+                tenant_day_tokens: day.tokens(),
+                tenant_day_cost_usd: day.cost() as f64 / 1e6,
+            },
+            reserve: policy::Reserve {
+                tokens: match step.map(|s| &s.work) {
+                    Some(Work::Agent {
+                        budget_tokens: Some(b),
+                        ..
+                    }) => *b,
+                    _ => 0,
+                },
+                cost_usd: 0.0,
+            },
             autonomy: policy::Autonomy::default(),
             emergency_stop: false,
             diff: None,
@@ -476,14 +558,14 @@ async fn block(
 /// A deliverable to run: what the plan says of it, the step it resumes at, and the requeue
 /// entry whose override waives policy for it, if any.
 #[derive(Clone, Debug)]
-struct Work {
+struct Job {
     deliverable: Arc<Deliverable>,
     next_step: u32,
     waiver: Option<String>,
 }
 
 /// The life of one deliverable, from claim to merge.
-async fn execute(shared: Arc<Shared>, work: Work, kind: ClaimKind) -> TaskEnd {
+async fn execute(shared: Arc<Shared>, work: Job, kind: ClaimKind) -> TaskEnd {
     match run_deliverable(&shared, &work, kind).await {
         Ok(end) => end,
         Err(e) => TaskEnd::Error(e),
@@ -498,7 +580,7 @@ fn step_ref(deliverable: &Deliverable, index: u32) -> Option<StepRef> {
     })
 }
 
-async fn run_deliverable(shared: &Shared, work: &Work, kind: ClaimKind) -> Result<TaskEnd, Error> {
+async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result<TaskEnd, Error> {
     let inner = &shared.engine.inner;
     let deliverable = &*work.deliverable;
     let waiver = work.waiver.as_deref();
@@ -840,25 +922,43 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
             return Ok(StepResult::Crashed);
         }
 
-        let spec = StepSpec {
-            argv: step.run.argv(),
-            env: step_env(shared, lease, step, step_attempt, worktree),
-            cwd: match &step.workdir {
-                Some(dir) => worktree.join(dir),
-                None => worktree.to_path_buf(),
-            },
-            timeout: step.timeout,
-            log: inner
-                .options
-                .home
-                .join("logs")
-                .join(lease.run.as_str())
-                .join(id.as_str())
-                .join(format!("{index}-{}.{step_attempt}.log", step.name)),
+        let attempt = launch::Attempt {
+            lease,
+            deliverable,
+            step,
+            index,
+            step_attempt,
+            worktree,
         };
+        let prepared = launch::prepare(shared, &attempt).await?;
+        let agent = prepared.as_ref().ok().and_then(|l| l.agent.clone());
+        if agent.is_some() {
+            let agents = &inner.options.agents;
+            let launched = inner
+                .gate
+                .launch(
+                    &shared.run.tenant,
+                    agents.launches_per_minute,
+                    agents.launch_burst,
+                    &shared.stop,
+                )
+                .await;
+            if !launched {
+                return Ok(StepResult::Stopped);
+            }
+        }
         let began = Instant::now();
-        let mut outcome = inner.runner.run(spec, shared.stop.clone()).await;
+        let mut outcome = match prepared {
+            Ok(launch) => launch::run(shared, launch).await?,
+            Err(reason) => StepOutcome {
+                output: format!("[kamachiq] {}\n", reason.detail),
+                output_bytes: 0,
+                exit: Exit::SpawnFailed(reason.detail),
+            },
+        };
         let duration = began.elapsed();
+        let (tokens, cost_micro_usd) = agent.as_ref().map_or((0, 0), |a| a.totals());
+        shared.add_spent(id, tokens);
         if outcome.exit == Exit::Stopped {
             // Keep what the step printed before it was stopped, with the attempt's end.
             let state = match shared.stopping() {
@@ -880,6 +980,8 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
                     reason: Some(reason),
                     output: outcome.output,
                     output_bytes: outcome.output_bytes,
+                    tokens,
+                    cost_micro_usd,
                     duration,
                     advance: false,
                     then: Then::Stay,
@@ -888,6 +990,21 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
             return Ok(StepResult::Stopped);
         }
         let mut reason = failure_reason(&outcome, step);
+        // An agent that exits 0 after reporting an error did not do its work.
+        if reason.is_none()
+            && let Some(agent) = &agent
+            && let (failure, finished) = agent.verdict()
+            && (failure.is_some() || finished == Some(false))
+        {
+            reason = Some(Reason::new(
+                ReasonCode::AgentFailed,
+                format!(
+                    "the agent of step `{}` reported an error: {}",
+                    step.name,
+                    failure.unwrap_or_else(|| "its result says it failed".to_owned())
+                ),
+            ));
+        }
         if reason.is_none()
             && let Err(e) = shared
                 .workspaces
@@ -944,6 +1061,8 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
             reason: reason.clone(),
             output: outcome.output,
             output_bytes: outcome.output_bytes,
+            tokens,
+            cost_micro_usd,
             duration,
             advance: passed,
             then,
@@ -975,7 +1094,8 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
             return Ok(StepResult::NotHeld);
         }
         failures += 1;
-        if failures > step.retries {
+        // A spent budget is not retried: the next attempt would find it spent too.
+        if failures > step.retries || reason.code == ReasonCode::BudgetExhausted {
             let detail = if failures > 1 {
                 format!("{} (after {failures} attempts)", reason.detail)
             } else {
@@ -1011,6 +1131,7 @@ fn failure_reason(outcome: &StepOutcome, step: &Step) -> Option<Reason> {
             ),
         )),
         Exit::SpawnFailed(message) => Some(Reason::new(ReasonCode::SpawnFailed, message.clone())),
+        Exit::Halted(halt) => Some(Reason::new(halt.code, halt.detail.clone())),
         Exit::Stopped => Some(Reason::new(
             ReasonCode::Cancelled,
             format!("step `{name}` was stopped"),
@@ -1029,36 +1150,6 @@ fn humantime_short(d: std::time::Duration) -> String {
     } else {
         format!("{secs}s")
     }
-}
-
-/// What a step finds in its environment besides what it inherits and what the plan sets.
-fn step_env(
-    shared: &Shared,
-    lease: &LeaseKey,
-    step: &Step,
-    attempt: u32,
-    worktree: &Path,
-) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = step
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    env.extend([
-        ("KAMACHIQ_RUN_ID".to_owned(), lease.run.to_string()),
-        ("KAMACHIQ_TENANT".to_owned(), shared.run.tenant.to_string()),
-        (
-            "KAMACHIQ_DELIVERABLE".to_owned(),
-            lease.deliverable.to_string(),
-        ),
-        ("KAMACHIQ_STEP".to_owned(), step.name.to_string()),
-        ("KAMACHIQ_STEP_ATTEMPT".to_owned(), attempt.to_string()),
-        (
-            "KAMACHIQ_WORKTREE".to_owned(),
-            worktree.to_string_lossy().into_owned(),
-        ),
-    ]);
-    env
 }
 
 #[cfg(test)]
