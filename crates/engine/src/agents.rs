@@ -446,7 +446,13 @@ pub fn agent_of(
 
 /// Where the prompt of a step attempt is kept while it runs (agents that read their task from a
 /// file get this path).
-pub fn prompt_file(home: &std::path::Path, run: &RunId, deliverable: &DeliverableId, step: &str, attempt: u32) -> PathBuf {
+pub fn prompt_file(
+    home: &std::path::Path,
+    run: &RunId,
+    deliverable: &DeliverableId,
+    step: &str,
+    attempt: u32,
+) -> PathBuf {
     home.join("prompts")
         .join(run.as_str())
         .join(deliverable.as_str())

@@ -287,7 +287,11 @@ impl ProcessRunner {
         stop: &CancellationToken,
     ) -> Result<std::io::Result<std::process::ExitStatus>, Exit> {
         use tokio::io::AsyncWriteExt;
-        let mut log = match tokio::fs::OpenOptions::new().append(true).open(&spec.log).await {
+        let mut log = match tokio::fs::OpenOptions::new()
+            .append(true)
+            .open(&spec.log)
+            .await
+        {
             Ok(log) => Some(log),
             Err(e) => {
                 tracing::warn!(log = %spec.log.display(), error = %e, "cannot write a step's log");

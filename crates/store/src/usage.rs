@@ -115,8 +115,7 @@ pub fn day_of(at: Timestamp) -> String {
 }
 
 fn unsigned(row: &AnyRow, column: &str) -> Result<u64, Error> {
-    u64::try_from(int(row, column)?)
-        .map_err(|e| Error::Corrupt(format!("column `{column}`: {e}")))
+    u64::try_from(int(row, column)?).map_err(|e| Error::Corrupt(format!("column `{column}`: {e}")))
 }
 
 impl Store {
@@ -203,7 +202,10 @@ mod tests {
 
     #[test]
     fn days_are_utc_dates() {
-        assert_eq!(day_of(Timestamp::from_millis(1_795_000_000_123)), "2026-11-18");
+        assert_eq!(
+            day_of(Timestamp::from_millis(1_795_000_000_123)),
+            "2026-11-18"
+        );
         assert_eq!(day_of(Timestamp::from_millis(0)), "1970-01-01");
     }
 }

@@ -361,7 +361,10 @@ fn an_agent_step_has_a_prompt_and_maybe_an_agent_model_and_budget() {
     assert_eq!(steps[0].work.command(), None);
     // Stored and read back as it was.
     let stored = serde_json::to_string(&plan).unwrap();
-    assert!(stored.contains(r#""agent":"claude","prompt":"Add a /health route""#), "{stored}");
+    assert!(
+        stored.contains(r#""agent":"claude","prompt":"Add a /health route""#),
+        "{stored}"
+    );
     assert_eq!(serde_json::from_str::<Plan>(&stored).unwrap(), plan);
 }
 

@@ -38,7 +38,10 @@ pub(super) struct Attempt<'a> {
 }
 
 /// Builds the process of a step attempt, or says why it cannot start (a spawn failure).
-pub(super) async fn prepare(shared: &Shared, a: &Attempt<'_>) -> Result<Result<Launch, Reason>, Error> {
+pub(super) async fn prepare(
+    shared: &Shared,
+    a: &Attempt<'_>,
+) -> Result<Result<Launch, Reason>, Error> {
     let inner = &shared.engine.inner;
     let step = a.step;
     let log = inner
@@ -90,7 +93,9 @@ pub(super) async fn prepare(shared: &Shared, a: &Attempt<'_>) -> Result<Result<L
             )));
         }
     };
-    let model = model.clone().or_else(|| persona.and_then(|p| p.model.clone()));
+    let model = model
+        .clone()
+        .or_else(|| persona.and_then(|p| p.model.clone()));
     let text = kamachiq_agent::prompt(&PromptParts {
         deliverable_id: a.deliverable.id.to_string(),
         deliverable_title: a.deliverable.title.clone(),
@@ -310,7 +315,10 @@ fn kamachiq_env(shared: &Shared, a: &Attempt<'_>) -> Vec<(String, String)> {
             a.lease.deliverable.to_string(),
         ),
         ("KAMACHIQ_STEP".to_owned(), a.step.name.to_string()),
-        ("KAMACHIQ_STEP_ATTEMPT".to_owned(), a.step_attempt.to_string()),
+        (
+            "KAMACHIQ_STEP_ATTEMPT".to_owned(),
+            a.step_attempt.to_string(),
+        ),
         (
             "KAMACHIQ_WORKTREE".to_owned(),
             a.worktree.to_string_lossy().into_owned(),
@@ -326,13 +334,19 @@ fn resolve_env(step: &Step) -> Result<Vec<(String, String)>, String> {
         .map(|(key, value)| {
             let resolved = if let Some(name) = value.strip_prefix("env:") {
                 std::env::var(name).map_err(|_| {
-                    format!("step `{}`: `{key}` refers to env:{name}, which is not set", step.name)
+                    format!(
+                        "step `{}`: `{key}` refers to env:{name}, which is not set",
+                        step.name
+                    )
                 })?
             } else if let Some(path) = value.strip_prefix("file:") {
                 std::fs::read_to_string(path)
                     .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
                     .map_err(|e| {
-                        format!("step `{}`: `{key}` refers to file:{path}, which cannot be read: {e}", step.name)
+                        format!(
+                            "step `{}`: `{key}` refers to file:{path}, which cannot be read: {e}",
+                            step.name
+                        )
                     })?
             } else {
                 value.clone()

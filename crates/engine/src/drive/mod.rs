@@ -25,8 +25,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::committer::Committed;
 use crate::agents::Counter;
+use crate::committer::Committed;
 use crate::engine::{Ending, Engine};
 use crate::gate::Judged;
 use crate::lease::{Driving, acquire};
@@ -467,9 +467,10 @@ impl Shared {
             step: step.map(|s| {
                 let (agent, model) = match &s.work {
                     Work::Agent { agent, model, .. } => {
-                        let persona = deliverable.persona.as_deref().and_then(|p| {
-                            self.engine.inner.options.agents.personas.get(p)
-                        });
+                        let persona = deliverable
+                            .persona
+                            .as_deref()
+                            .and_then(|p| self.engine.inner.options.agents.personas.get(p));
                         (
                             agent
                                 .clone()

@@ -217,6 +217,26 @@ impl Harness {
         self.engine_with_lease(runner, probe, LEASE_TTL)
     }
 
+    /// An engine with real processes whose options `adjust` changes.
+    pub fn engine_with(&self, adjust: impl FnOnce(&mut EngineOptions)) -> Engine {
+        let mut options = EngineOptions::new(self.home.path());
+        options.lease_ttl = LEASE_TTL;
+        options.heartbeat = Duration::from_millis(300);
+        options.watch_interval = Duration::from_millis(50);
+        adjust(&mut options);
+        let runner = kamachiq_engine::ProcessRunner {
+            kill_grace: Duration::from_secs(1),
+            ..kamachiq_engine::ProcessRunner::default()
+        };
+        Engine::new(Parts::new(
+            self.store.clone(),
+            Arc::new(runner),
+            self.clock.clone(),
+            options,
+        ))
+        .unwrap()
+    }
+
     /// An engine whose leases last `lease_ttl`.
     pub fn engine_with_lease(
         &self,

@@ -19,7 +19,11 @@ impl Store {
     ) -> Result<(), Error> {
         let mut records: Vec<&UsageRecord> = Vec::new();
         for (i, change) in batch.changes.iter().enumerate() {
-            let Change::Usage { records: r, progress } = change else {
+            let Change::Usage {
+                records: r,
+                progress,
+            } = change
+            else {
                 continue;
             };
             records.extend(r.iter());
