@@ -60,14 +60,27 @@ impl Default for AgentOptions {
     }
 }
 
-/// What environment an agent starts with.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What environment an agent starts with. Its `Debug` shows variable names, never values:
+/// secrets are among them.
+#[derive(Clone, PartialEq, Eq)]
 pub enum AgentEnv {
     /// kamachiq's own (for embedding and tests).
     Inherit,
     /// Only these variables: names and values resolved when the configuration was loaded
     /// (secrets among them declared by reference, never written in a file).
     Only(Vec<(String, String)>),
+}
+
+impl std::fmt::Debug for AgentEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Inherit => f.write_str("Inherit"),
+            Self::Only(vars) => f
+                .debug_tuple("Only")
+                .field(&vars.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+                .finish(),
+        }
+    }
 }
 
 /// A persona (seed 001: `developer_backend.v2`): the agent and model its steps use, its

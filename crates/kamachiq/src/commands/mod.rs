@@ -71,6 +71,7 @@ pub fn engine(config: &Config, store: Store) -> anyhow::Result<Engine> {
         name: config.author_name.clone(),
         email: config.author_email.clone(),
     };
+    options.agents = config.agents.clone();
     let runner = ProcessRunner {
         kill_grace: config.kill_grace,
         ..ProcessRunner::default()

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod agents;
+
 use anyhow::Context;
 use serde::Deserialize;
 
@@ -28,6 +30,12 @@ pub struct Raw {
     pub git: RawGit,
     #[serde(default)]
     pub server: RawServer,
+    #[serde(default)]
+    pub agents: agents::RawAgents,
+    /// Personas by name (`[personas."developer_backend.v2"]`): their agent, model,
+    /// instructions and tools.
+    #[serde(default)]
+    pub personas: std::collections::BTreeMap<String, agents::RawPersona>,
     /// A kamachiq server for the CLI to act on, instead of the local store.
     pub server_url: Option<String>,
     /// The token for `server_url`. Only from the environment or a flag: a secret does not
@@ -83,6 +91,12 @@ impl Raw {
                 shutdown_grace: over.server.shutdown_grace.or(self.server.shutdown_grace),
                 repo_roots: over.server.repo_roots.or(self.server.repo_roots),
             },
+            agents: self.agents.overlay(over.agents),
+            personas: if over.personas.is_empty() {
+                self.personas
+            } else {
+                over.personas
+            },
             server_url: over.server_url.or(self.server_url),
             token: over.token.or(self.token),
         }
@@ -116,6 +130,8 @@ pub struct Config {
     pub token: Option<String>,
     /// Who the command line acts as in the audit trail: `local:` and the login name.
     pub actor: String,
+    /// How agent steps run: programs, environment, limits, prices, personas.
+    pub agents: kamachiq_engine::AgentOptions,
     /// Where the values came from, for `config validate`.
     pub sources: Vec<String>,
 }
@@ -137,6 +153,7 @@ impl std::fmt::Debug for Config {
             .field("repo_roots", &self.repo_roots)
             .field("server_url", &self.server_url)
             .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("agents", &self.agents)
             .field("sources", &self.sources)
             .finish_non_exhaustive()
     }
@@ -179,9 +196,9 @@ const ENV_KEYS: [(&str, &str); 16] = [
 /// Loads the configuration: `file` (or `KAMACHIQ_CONFIG`, or `./kamachiq.toml` if present),
 /// then the environment, then `flags`.
 pub fn load(file: Option<&Path>, flags: Raw) -> anyhow::Result<Config> {
-    let env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| ENV_KEYS.iter().any(|(name, _)| name == k))
-        .collect();
+    // The whole environment: `KAMACHIQ_*` settings, and the variables agents are handed
+    // (`agents.pass_env`).
+    let env: Vec<(String, String)> = std::env::vars().collect();
     let mut config = load_from(file, &env, flags)?;
     let uid = nix::unistd::getuid();
     let login = std::env::var("USER")
@@ -217,8 +234,12 @@ pub fn load_from(
         None => None,
     };
     let mut raw = Raw::default();
+    let mut base = PathBuf::from(".");
     if let Some((path, file_raw)) = from_file {
         sources.push(path.display().to_string());
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            base = dir.to_path_buf();
+        }
         raw = raw.overlay(file_raw);
     }
 
@@ -232,7 +253,8 @@ pub fn load_from(
     raw = raw.overlay(env_raw);
     sources.push("flags".to_owned());
     raw = raw.overlay(flags);
-    validate(raw, sources)
+    let agent_env = |name: &str| env_value(name);
+    validate(raw, sources, &base, &agent_env)
 }
 
 fn read_file(path: &Path) -> anyhow::Result<(PathBuf, Raw)> {
@@ -289,6 +311,7 @@ fn from_env(value: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Raw> {
         },
         server_url: value("KAMACHIQ_SERVER"),
         token: value("KAMACHIQ_TOKEN"),
+        ..Raw::default()
     })
 }
 
@@ -307,7 +330,12 @@ fn duration(key: &str, value: Option<&str>, default: Duration) -> anyhow::Result
     Ok(parsed)
 }
 
-fn validate(raw: Raw, sources: Vec<String>) -> anyhow::Result<Config> {
+fn validate(
+    raw: Raw,
+    sources: Vec<String>,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Config> {
     let home = PathBuf::from(raw.home.as_deref().unwrap_or(".kamachiq"));
     if home.as_os_str().is_empty() {
         return Err(InvalidInput::new("home: must not be empty").into());
@@ -435,6 +463,7 @@ fn validate(raw: Raw, sources: Vec<String>) -> anyhow::Result<Config> {
         server_url,
         token: raw.token.map(|t| t.trim().to_owned()),
         actor: "local:unknown".to_owned(),
+        agents: agents::validate(raw.agents, raw.personas, base, env)?,
         sources,
     })
 }
@@ -509,6 +538,61 @@ pub fn example() -> String {
     ] {
         out.push_str(&format!("# {comment}\n{line}\n\n"));
     }
+    out.push_str("[agents]\n");
+    for (comment, line) in [
+        (
+            "An agent starts from an empty environment: PATH, HOME, USER, LOGNAME, LANG, LC_ALL, TZ, TMPDIR and TERM, plus these variables of kamachiq's own environment (API keys are passed by name, never written here). false: agents inherit everything.",
+            "isolate_env = true",
+        ),
+        (
+            "",
+            "pass_env = [\"ANTHROPIC_API_KEY\", \"OPENAI_API_KEY\", \"CODEX_API_KEY\", \"GEMINI_API_KEY\", \"GOOGLE_API_KEY\"]",
+        ),
+        (
+            "An agent that prints nothing for this long is stopped (reason `stalled`).",
+            "stall = \"10m\"",
+        ),
+        (
+            "An agent that prints the same thing this many times in a row is stopped (reason `looping`).",
+            "repeat_threshold = 20",
+        ),
+        (
+            "Agent launches per minute per tenant, and the burst allowed above that pace.",
+            "launches_per_minute = 60",
+        ),
+        ("", "launch_burst = 10"),
+        (
+            "Programs of agents not on PATH under their usual name (claude, codex, aider, gemini).",
+            "# programs = { claude = \"/opt/claude/bin/claude\" }",
+        ),
+        (
+            "Arguments added to an agent's command line.",
+            "# args = { claude = [\"--permission-mode\", \"acceptEdits\"] }",
+        ),
+        (
+            "The `command` agent: any program, with {prompt}, {prompt_file}, {model}, {worktree}.",
+            "# template = [\"my-agent\", \"--task-file\", \"{prompt_file}\"]",
+        ),
+        (
+            "Prices per million tokens (USD) by model or model prefix, for agents that report tokens without a cost.",
+            "# prices = { \"gpt-5\" = { input_per_mtok = 1.25, output_per_mtok = 10.0 } }",
+        ),
+    ] {
+        if comment.is_empty() {
+            out.push_str(&format!("{line}\n\n"));
+        } else {
+            out.push_str(&format!("# {comment}\n{line}\n\n"));
+        }
+    }
+    out.push_str(
+        "# Personas (seed 001): the agent and model a deliverable's agent steps use, instructions\n\
+         # (a file, relative to this one) and the tools the agent may use without asking.\n\
+         # [personas.\"developer_backend.v2\"]\n\
+         # agent = \"claude\"\n\
+         # model = \"claude-sonnet-4-5\"\n\
+         # instructions = \"personas/backend.md\"\n\
+         # tools = [\"Read\", \"Edit\", \"Write\", \"Bash\"]\n\n",
+    );
     out.push_str("[git]\n");
     for (comment, line) in [
         (
@@ -638,7 +722,7 @@ mod tests {
 
     #[test]
     fn the_committed_example_is_current() {
-        let committed = include_str!("../../../kamachiq.example.toml");
+        let committed = include_str!("../../../../kamachiq.example.toml");
         assert_eq!(
             committed,
             example(),
