@@ -278,10 +278,7 @@ pub fn summary(view: &RunView) {
         view.id, view.state, c.succeeded, c.failed, c.skipped, c.cancelled, c.total
     ));
     if c.blocked > 0 {
-        output::line(format!(
-            "see why: kamachiq requeue list --run {}",
-            view.id
-        ));
+        output::line(format!("see why: kamachiq requeue list --run {}", view.id));
     }
     if let Some(d) = view
         .deliverables
