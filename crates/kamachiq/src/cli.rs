@@ -96,6 +96,30 @@ pub enum Command {
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check the health of this machine and setup: CPU, memory, disk, git, the coding agents,
+    /// the store and the configuration, each healthy, degraded or unhealthy.
+    ///
+    /// CPU is degraded from 80% (never unhealthy: a busy machine is slow, not broken); memory
+    /// degraded from 85%, unhealthy from 95%; disk, where the home is, degraded from 90%,
+    /// unhealthy from 98% or under 500 MiB free. Percentages are judged as the whole numbers
+    /// shown, and a value at a threshold is past it (80% CPU is degraded). git missing or older
+    /// than 2.38 is unhealthy. An agent that is not installed is fine; one whose `--version`
+    /// fails or takes over 5 s is degraded. A store that does not open and answer within 5 s is
+    /// unhealthy.
+    #[command(after_help = DOCTOR_EXIT_CODES)]
+    Doctor(DoctorArgs),
+}
+
+const DOCTOR_EXIT_CODES: &str = "\
+Exit codes: 0 healthy · 1 degraded (something needs a look) · 2 invalid configuration ·
+4 unhealthy (kamachiq cannot work as it is)";
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the report as JSON: {"status", "components": [{"name", "status", "value",
+    /// "detail", ...}]}.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

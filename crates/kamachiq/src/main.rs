@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod commands;
 mod config;
+mod health;
 mod output;
 mod progress;
 
@@ -146,5 +147,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Bench(args) => commands::bench::bench(&config, args).await,
         Command::Config(ConfigCommand::Validate) => Ok(commands::config::validate(&config)),
         Command::Config(ConfigCommand::Example) => Ok(commands::config::print_example()),
+        Command::Doctor(args) => {
+            // The agents' usual programs, looked up on PATH.
+            let agents =
+                ["claude", "codex", "aider", "gemini"].map(|a| (a.to_owned(), a.to_owned()));
+            commands::doctor::doctor(&config, args, &agents).await
+        }
     }
 }

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cancel;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod inspect;
 pub mod plan;
 pub mod policy;
