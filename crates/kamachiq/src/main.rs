@@ -148,9 +148,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Config(ConfigCommand::Validate) => Ok(commands::config::validate(&config)),
         Command::Config(ConfigCommand::Example) => Ok(commands::config::print_example()),
         Command::Doctor(args) => {
-            // The agents' usual programs, looked up on PATH.
-            let agents =
-                ["claude", "codex", "aider", "gemini"].map(|a| (a.to_owned(), a.to_owned()));
+            // Each agent's program: configured in `agents.programs`, else its usual name.
+            let agents = ["claude", "codex", "aider", "gemini"].map(|a| {
+                let program = config.agents.programs.get(a).map_or(a, String::as_str);
+                (a.to_owned(), program.to_owned())
+            });
             commands::doctor::doctor(&config, args, &agents).await
         }
     }
