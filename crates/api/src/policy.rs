@@ -218,3 +218,42 @@ pub struct CreateTenantRequest {
     #[schema(value_type = schema::TenantSettingsBody)]
     pub settings: kamachiq_domain::tenant::TenantUpdate,
 }
+
+/// Spend from the usage ledger (`GET /v1/kamachiq/cost`, `kamachiq metrics cost --json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CostView {
+    /// What the rows are grouped by: `run`, `deliverable`, `model`, `day` or `tenant`.
+    pub by: String,
+    /// Largest cost first.
+    pub rows: Vec<CostRowView>,
+    pub total_tokens: u64,
+    pub total_cost_usd: f64,
+}
+
+/// One group of the ledger.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CostRowView {
+    /// The run id, `run/deliverable`, the model, the day (`2026-11-30`) or the tenant.
+    pub key: String,
+    pub tokens: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    /// Agent step attempts that reported usage.
+    pub steps: u64,
+}
+
+/// Which part of the ledger to sum.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CostParams {
+    /// `run`, `deliverable`, `model` (the default), `day`.
+    pub by: Option<String>,
+    /// Only this run.
+    pub run: Option<String>,
+    /// Only usage since this time (RFC 3339).
+    pub since: Option<String>,
+    /// Must be the token's tenant when given.
+    pub tenant_id: Option<String>,
+}

@@ -91,6 +91,9 @@ pub enum Command {
     /// The audit trail of operator actions: list it, or verify its hash chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Figures from the local store: what agents spent, by run, deliverable, model or day.
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
     /// Measure the engine: run a generated plan through the real engine and store.
     Bench(BenchArgs),
     /// Check or print the configuration.
@@ -360,6 +363,26 @@ pub enum RequeueCommand {
         /// Return once resolved instead of driving the run.
         #[arg(long)]
         no_wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// What agent steps spent (tokens and dollars, from the usage ledger), largest first.
+    Cost {
+        /// Group by run, deliverable, model, day or tenant.
+        #[arg(long, default_value = "model", value_name = "GROUP")]
+        by: String,
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this run (an id, a unique prefix, or `latest`).
+        #[arg(long)]
+        run: Option<String>,
+        /// Only spend since then: a date (`2026-11-01`), a time, or a duration back (`7d`).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
         #[arg(long)]
         json: bool,
     },

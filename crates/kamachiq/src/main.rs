@@ -144,6 +144,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Policy(command) => commands::policy::policy(&config, command).await,
         Command::Requeue(command) => commands::requeue::requeue(&config, command).await,
         Command::Audit(command) => commands::audit::audit(&config, command).await,
+        Command::Metrics(command) => commands::metrics::metrics(&config, command).await,
         Command::Bench(args) => commands::bench::bench(&config, args).await,
         Command::Config(ConfigCommand::Validate) => Ok(commands::config::validate(&config)),
         Command::Config(ConfigCommand::Example) => Ok(commands::config::print_example()),

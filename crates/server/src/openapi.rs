@@ -8,7 +8,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    analytics, events, plans, policies, requeue, system, tenants, tokens, workflows,
+    analytics, cost, events, plans, policies, requeue, system, tenants, tokens, workflows,
 };
 
 #[derive(OpenApi)]
@@ -30,6 +30,7 @@ use crate::routes::{
         workflows::resume,
         analytics::runs,
         analytics::summary,
+        cost::cost,
         events::stream,
         tokens::list,
         tokens::create,

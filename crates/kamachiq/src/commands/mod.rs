@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod doctor;
 pub mod inspect;
+pub mod metrics;
 pub mod plan;
 pub mod policy;
 pub mod remote;

@@ -1,6 +1,7 @@
 //! The routes, one module per resource. Paths are the ones the runbooks call.
 
 pub mod analytics;
+pub mod cost;
 pub mod events;
 pub mod plans;
 pub mod policies;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/workflows/{id}/resume", post(workflows::resume))
         .route("/v1/kamachiq/runs", get(analytics::runs))
         .route("/v1/kamachiq/summary", get(analytics::summary))
+        .route("/v1/kamachiq/cost", get(cost::cost))
         .route("/v1/events", get(events::stream))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
