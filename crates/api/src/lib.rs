@@ -11,10 +11,12 @@ use kamachiq_domain::{DeliverableState, Reason, RunState, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod control;
 mod http;
 mod policy;
 pub mod schema;
 
+pub use control::*;
 pub use http::*;
 pub use policy::*;
 

@@ -43,6 +43,11 @@ named_enum! {
         /// An agent step's progress: what it is doing and what it spent so far (at most one
         /// such event every few seconds per step).
         StepProgress = "step_progress",
+        /// An operator paused the run: its driver handed its work back, and nothing runs
+        /// until it is resumed.
+        RunPaused = "run_paused",
+        /// A paused run was resumed.
+        RunUnpaused = "run_unpaused",
     }
 }
 

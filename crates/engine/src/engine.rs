@@ -88,6 +88,11 @@ pub enum Ending {
     /// Nothing more can run until policy lets held-back work through: `blocked` deliverables
     /// wait in the requeue (and what depends on them waits too). The run stays open.
     Blocked { blocked: u32 },
+    /// The emergency stop is on: running work was handed back and the run waits, open, until
+    /// it is lifted (`resume-all`) and the run is driven again.
+    EmergencyStop,
+    /// The run is paused: running work was handed back until it is resumed.
+    Paused,
 }
 
 /// What `cancel` did.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use kamachiq_domain::{Reason, ReasonCode, Tenant, TenantId};
 use kamachiq_policy::{Decision, Input, PolicySet, Verdict};
-use kamachiq_store::{DecisionRecord, PolicyStamp, Store};
+use kamachiq_store::{DecisionRecord, PolicyStamp, StopState, Store};
 
 use crate::Error;
 use crate::agents::{Bucket, DaySpend};
@@ -40,6 +40,14 @@ pub struct Judged {
 }
 
 impl Judged {
+    /// Whether the decision was a deny by the emergency stop.
+    pub fn stopped(&self) -> bool {
+        self.decision
+            .reasons
+            .iter()
+            .any(|r| r.code == "emergency_stop")
+    }
+
     /// Whether the action may go ahead: allowed, or held back but waived by an operator's
     /// override (never past the emergency stop).
     pub fn proceeds(&self, waiver: Option<&str>) -> bool {
@@ -110,7 +118,13 @@ pub struct Gate {
     days: Mutex<HashMap<TenantId, (Arc<DaySpend>, Instant)>>,
     /// Each tenant's agent launches.
     launches: Mutex<HashMap<TenantId, Bucket>>,
+    /// The emergency stop as last read, and when.
+    stop: Mutex<Option<(Option<StopState>, Instant)>>,
 }
+
+/// How long the emergency stop's state is trusted before it is read again. Drivers also read
+/// it on every watch tick, with their run's state.
+pub const STOP_REFRESH: Duration = Duration::from_millis(250);
 
 /// How often a tenant's day spend is read again from the ledger.
 pub const DAY_REFRESH: Duration = Duration::from_secs(2);
@@ -123,7 +137,25 @@ impl Gate {
             rules: Mutex::new(HashMap::new()),
             days: Mutex::new(HashMap::new()),
             launches: Mutex::new(HashMap::new()),
+            stop: Mutex::new(None),
         }
+    }
+
+    /// The emergency stop, if it is on (read again when older than [`STOP_REFRESH`]).
+    pub async fn emergency_stop(&self) -> Result<Option<StopState>, Error> {
+        if let Some((state, read)) = lock(&self.stop).clone()
+            && read.elapsed() < STOP_REFRESH
+        {
+            return Ok(state);
+        }
+        let state = self.store.emergency_stop().await?;
+        *lock(&self.stop) = Some((state.clone(), Instant::now()));
+        Ok(state)
+    }
+
+    /// Forgets the emergency stop's cached state: it was just changed in this process.
+    pub fn forget_stop(&self) {
+        *lock(&self.stop) = None;
     }
 
     /// The tenant's settings in force (the defaults for one never configured).
@@ -194,6 +226,7 @@ impl Gate {
     pub async fn decide(&self, tenant: &TenantId, mut input: Input) -> Result<Judged, Error> {
         let rules = self.rules(tenant).await?;
         input.at = self.clock.now();
+        input.emergency_stop = self.emergency_stop().await?.is_some();
         let decision = match &rules.policies {
             Ok(policies) => kamachiq_policy::decide(&input, &rules.tenant, policies.as_ref()),
             Err(e) => broken_policy(&input, &rules.tenant, rules.stamp.policy_version, e),

@@ -20,6 +20,7 @@
 mod agents;
 mod clock;
 mod committer;
+mod control;
 mod drive;
 mod engine;
 mod gate;
@@ -46,7 +47,7 @@ pub use owner::Owner;
 pub use requeue::{RequeueOptions, Resolved, RetryPass, backoff as requeue_backoff, retry_loop};
 pub use runner::{
     BoxFuture, Exit, Halt, Monitor, NoopRunner, ProcessRunner, Runner, StepOutcome, StepSpec,
-    kill_all_steps, read_capped, reap_orphans,
+    kill_all_steps, read_capped, reap_orphans, step_processes,
 };
 pub use scheduler::{Scheduler, SchedulerOptions};
 pub use workspace::{MergeOutcome, Target};

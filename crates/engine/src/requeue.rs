@@ -153,6 +153,11 @@ impl Engine {
 
     /// Re-evaluates every entry whose retry is due: one pass of the retry loop.
     pub async fn retry_due(&self) -> Result<RetryPass, Error> {
+        // Under the emergency stop every decision is a deny: retrying would only spend
+        // attempts.
+        if self.inner.gate.emergency_stop().await?.is_some() {
+            return Ok(RetryPass::default());
+        }
         let now = self.inner.clock.now();
         let due = self.inner.store.requeue_due(now, 100).await?;
         let mut pass = RetryPass::default();

@@ -494,6 +494,28 @@ impl Runner for NoopRunner {
     }
 }
 
+/// How many processes on this host are steps of some run (they carry `KAMACHIQ_RUN_ID` in
+/// their environment), kamachiq itself aside. Linux only; elsewhere, none.
+pub fn step_processes() -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let me = std::process::id();
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            (pid != me).then_some(entry)
+        })
+        .filter_map(|entry| std::fs::read(entry.path().join("environ")).ok())
+        .filter(|environ| {
+            environ
+                .split(|b| *b == 0)
+                .any(|var| var.starts_with(b"KAMACHIQ_RUN_ID="))
+        })
+        .count()
+}
+
 /// Kills processes left running by a driver that died (`kill -9` gives its steps no chance to be
 /// stopped): every process on this host whose environment marks it as a step of `run` (and of
 /// `deliverable`, when given). Returns how many were killed. Linux only; elsewhere, none.

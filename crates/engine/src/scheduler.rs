@@ -111,10 +111,18 @@ async fn schedule(
     let drives_stop = CancellationToken::new();
     loop {
         cooling.retain(|_, until| *until > Instant::now());
+        // While the emergency stop is on, nothing starts; drives in flight end by themselves.
+        let stopped = match engine.inner.gate.emergency_stop().await {
+            Ok(stop) => stop.is_some(),
+            Err(e) => {
+                tracing::warn!("cannot read the emergency stop: {e}");
+                true
+            }
+        };
         // Requested resumes first (one for a run driven right now waits until that drive has
         // ended, then reopens what it left), then runs nobody drives, oldest first.
         let mut i = 0;
-        while active.len() < options.max_runs && i < waiting.len() {
+        while !stopped && active.len() < options.max_runs && i < waiting.len() {
             if active.contains(&waiting[i].run) {
                 i += 1;
                 continue;
@@ -125,7 +133,7 @@ async fn schedule(
             spawn(&mut drives, &engine, request, drives_stop.child_token());
         }
         let free = options.max_runs.saturating_sub(active.len());
-        if free > 0 {
+        if free > 0 && !stopped {
             let limit = u32::try_from(free + active.len() + cooling.len()).unwrap_or(u32::MAX);
             match engine
                 .store()

@@ -8,8 +8,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const EXIT_CODES: &str = "\
 Exit codes: 0 success · 1 the run failed · 2 invalid input (plan, flags, configuration) ·
 3 the run was cancelled · 4 kamachiq could not do it (store, git, system) · 5 policy held work
-back (the run waits; `kamachiq requeue list`) · 130 interrupted (the run keeps its state;
-`kamachiq resume RUN` continues it)";
+back (the run waits; `kamachiq requeue list`) · 6 halted by the emergency stop or a pause (the
+run keeps its state) · 130 interrupted (the run keeps its state; `kamachiq resume RUN`
+continues it)";
 
 /// kamachiq: the control plane for autonomous software delivery. It runs a plan of
 /// deliverables (a DAG) in isolated git worktrees, merges what passes into your branch one
@@ -34,7 +35,7 @@ pub struct Cli {
     pub log_level: Option<String>,
 
     /// Act on a kamachiq server instead of the local store (runs, status, cancel, resume,
-    /// run). Also KAMACHIQ_SERVER.
+    /// run, pause, stop, resume-all). Also KAMACHIQ_SERVER.
     #[arg(long, global = true, value_name = "URL")]
     pub server: Option<String>,
 
@@ -65,8 +66,19 @@ pub enum Command {
     Logs(LogsArgs),
     /// Cancel a run: running steps are stopped, waiting deliverables are cancelled.
     Cancel(CancelArgs),
-    /// Continue a run that was interrupted (or, with --retry-failed, retry what failed).
+    /// Continue a run that was interrupted or paused (or, with --retry-failed, retry what
+    /// failed).
     Resume(ResumeArgs),
+    /// Pause a run: its steps are stopped and handed back, its state saved; nothing runs until
+    /// `kamachiq resume RUN`.
+    Pause(PauseArgs),
+    /// Emergency stop: within a second no new action starts anywhere on this store, every
+    /// running step and agent is stopped (SIGTERM, then SIGKILL) with its state saved, and
+    /// policy denies everything until `kamachiq resume-all`. Touching `.kamachiq/STOP` does
+    /// the same.
+    Stop(StopArgs),
+    /// Lift the emergency stop. Runs are driven again by a server, or by `kamachiq resume RUN`.
+    ResumeAll(StopStatusArgs),
     /// Serve the HTTP API, the scheduler and a worker on this store: runs submitted over HTTP
     /// and runs left in flight (by a crash, or a `kamachiq run` that was killed) are driven
     /// here. Ctrl-C or SIGTERM stops taking work and hands running work back.
@@ -469,6 +481,32 @@ pub struct ResumeArgs {
     /// passed before are not run again.
     #[arg(long)]
     pub retry_failed: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// The run: its id, a unique prefix of it, or `latest`.
+    pub run: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Why, for the audit trail.
+    #[arg(long, default_value = "emergency stop")]
+    pub reason: String,
+    /// Return once the stop is recorded, without waiting for this host's steps to end.
+    #[arg(long)]
+    pub no_wait: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopStatusArgs {
     #[arg(long)]
     pub json: bool,
 }

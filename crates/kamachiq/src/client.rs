@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::StreamExt;
 use kamachiq_api::{
-    CancelView, ExecuteParams, Problem, ResumeRequest, ResumeView, RunAccepted, RunPage, RunView,
-    RunsParams,
+    CancelView, ExecuteParams, PauseView, Problem, ResumeRequest, ResumeView, RunAccepted, RunPage,
+    RunView, RunsParams, StopRequest, StopView,
 };
 use kamachiq_domain::Event;
 use reqwest::{Method, RequestBuilder, Response};
@@ -155,6 +155,27 @@ impl Client {
             ))
             .into()),
         }
+    }
+
+    /// Turns the emergency stop on.
+    pub async fn stop(&self, reason: &str) -> anyhow::Result<StopView> {
+        let body = StopRequest {
+            reason: Some(reason.to_owned()),
+        };
+        self.json(self.request(Method::POST, "/v1/stop").json(&body))
+            .await
+    }
+
+    /// Lifts the emergency stop.
+    pub async fn resume_all(&self) -> anyhow::Result<StopView> {
+        self.json(self.request(Method::POST, "/v1/resume-all"))
+            .await
+    }
+
+    /// Pauses a run.
+    pub async fn pause(&self, id: &str) -> anyhow::Result<PauseView> {
+        self.json(self.request(Method::POST, &format!("/v1/workflows/{id}/pause")))
+            .await
     }
 
     pub async fn cancel(&self, id: &str) -> anyhow::Result<CancelView> {

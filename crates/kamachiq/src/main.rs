@@ -24,6 +24,7 @@ pub mod exit {
     pub const CANCELLED: u8 = 3;
     pub const ERROR: u8 = 4;
     pub const BLOCKED: u8 = 5;
+    pub const HALTED: u8 = 6;
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -123,7 +124,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             _ => {}
         }
     }
+    let server_client = match &cli.command {
+        Command::Stop(_) | Command::ResumeAll(_) | Command::Pause(_) => {
+            commands::remote::client(&config)?
+        }
+        _ => None,
+    };
     match &cli.command {
+        Command::Stop(args) => commands::control::stop(&config, server_client.as_ref(), args).await,
+        Command::ResumeAll(args) => {
+            commands::control::resume_all(&config, server_client.as_ref(), args).await
+        }
+        Command::Pause(args) => {
+            commands::control::pause(&config, server_client.as_ref(), args).await
+        }
         Command::Demo(args) => commands::demo::demo(&config, args).await,
         Command::Run(args) => commands::run::run(&config, args).await,
         Command::Plan(PlanCommand::Validate { plan, json }) => {

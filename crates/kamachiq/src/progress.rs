@@ -233,6 +233,18 @@ impl Progress {
                 self.say(&format!("{} {id} let through ({how})", style("↻").dim()));
             }
             EventKind::RequeueRetried => {}
+            EventKind::RunPaused => {
+                let by = event.data["by"].as_str().unwrap_or("an operator");
+                self.say(&format!(
+                    "{} run {} paused by {by}",
+                    style("⏸").yellow(),
+                    self.run
+                ));
+            }
+            EventKind::RunUnpaused => {
+                let by = event.data["by"].as_str().unwrap_or("an operator");
+                self.say(&format!("run {} resumed by {by}", self.run));
+            }
             EventKind::StepProgress => {
                 let step = event.data["step"].as_str().unwrap_or("?");
                 let tokens = event.data["tokens"].as_u64().unwrap_or(0);

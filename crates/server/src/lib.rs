@@ -24,6 +24,7 @@ use axum::extract::DefaultBodyLimit;
 pub use auth::{Caller, hash_secret, new_secret};
 pub use error::ApiError;
 pub use openapi::{openapi, openapi_json};
+pub use routes::control::view as stop_view;
 pub use routes::cost::{spend_by, view as cost_view};
 pub use routes::policies::view as policy_view;
 pub use routes::requeue::{check_justification, resolved_view, view as requeue_view};

@@ -8,7 +8,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    analytics, cost, events, plans, policies, requeue, system, tenants, tokens, workflows,
+    analytics, control, cost, events, plans, policies, requeue, system, tenants, tokens, workflows,
 };
 
 #[derive(OpenApi)]
@@ -28,6 +28,10 @@ use crate::routes::{
         workflows::show,
         workflows::cancel,
         workflows::resume,
+        control::pause,
+        control::status,
+        control::stop,
+        control::resume_all,
         analytics::runs,
         analytics::summary,
         cost::cost,
@@ -51,6 +55,7 @@ use crate::routes::{
         (name = "analytics", description = "Run history and the KPI summary"),
         (name = "events", description = "The event stream"),
         (name = "tokens", description = "API tokens of the caller's tenant"),
+        (name = "control", description = "The emergency stop, for every run on the store"),
         (name = "policy", description = "The policy gate: decisions, the tenant's settings and Rego policies, and the requeue of blocked deliverables"),
         (name = "system", description = "Probes, metrics and this document"),
     )

@@ -105,6 +105,11 @@ impl Backend {
                     "usage",
                     include_str!("../migrations/sqlite/20261130100000_usage.sql"),
                 ),
+                (
+                    20261130200000,
+                    "controls",
+                    include_str!("../migrations/sqlite/20261130200000_controls.sql"),
+                ),
             ],
             Self::Postgres => &[
                 (
@@ -126,6 +131,11 @@ impl Backend {
                     20261130100000,
                     "usage",
                     include_str!("../migrations/postgres/20261130100000_usage.sql"),
+                ),
+                (
+                    20261130200000,
+                    "controls",
+                    include_str!("../migrations/postgres/20261130200000_controls.sql"),
                 ),
             ],
         };

@@ -16,6 +16,7 @@ mod analytics;
 mod apply;
 mod audit;
 mod change;
+mod controls;
 mod decode;
 mod dialect;
 mod requeue;
@@ -31,6 +32,7 @@ pub use change::{
     Applied, Change, ClaimKind, LeaseKey, Merge, Outcome, Progress, Rejected, StepEnd, StepRef,
     Then, by_run,
 };
+pub use controls::{StopState, system_tenant};
 pub use dialect::Backend;
 pub use requeue::{
     DecisionQuery, DecisionRecord, NewRequeue, RequeueEntry, RequeueQuery, Resolution,

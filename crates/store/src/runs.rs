@@ -49,6 +49,10 @@ pub struct RunControl {
     pub state: kamachiq_domain::RunState,
     pub cancel_requested: bool,
     pub driver: Option<Lease>,
+    /// An operator paused the run: no driver may work on it until it is resumed.
+    pub paused: bool,
+    /// The emergency stop is on: no driver may work on any run.
+    pub stopped: bool,
 }
 
 /// Who owns a run, its state and when it last changed.
@@ -225,6 +229,8 @@ impl Store {
             state: parsed(&row, "state")?,
             cancel_requested: int(&row, "cancel_requested")? != 0,
             driver,
+            paused: int(&row, "paused")? != 0,
+            stopped: int(&row, "stopped")? != 0,
         })
     }
 

@@ -210,7 +210,8 @@ statements! {
     select_run = "SELECT id, tenant, region, title, repo, branch, state, plan, concurrency, cancel_requested, \
         driver, driver_expires_at, created_at, updated_at, finished_at FROM runs WHERE id = $1";
 
-    select_run_control = "SELECT state, cancel_requested, driver, driver_expires_at FROM runs WHERE id = $1";
+    select_run_control = "SELECT state, cancel_requested, driver, driver_expires_at, paused, \
+        (SELECT COUNT(*) FROM controls WHERE name = 'emergency_stop') AS stopped FROM runs WHERE id = $1";
 
     select_run_ids_by_prefix = "SELECT id FROM runs WHERE id LIKE $1 ORDER BY id LIMIT 2";
 
@@ -226,7 +227,7 @@ statements! {
     // blocked) needs no driver until the requeue lets something through; one that asked to be
     // cancelled, or has nothing left unfinished (to be settled), does.
     select_runs_awaiting_driver = "SELECT id FROM runs \
-        WHERE state = 'running' AND (driver IS NULL OR driver_expires_at < $1) \
+        WHERE state = 'running' AND paused = 0 AND (driver IS NULL OR driver_expires_at < $1) \
         AND (cancel_requested = 1 \
             OR EXISTS (SELECT 1 FROM deliverables d WHERE d.run_id = runs.id \
                 AND (d.state = 'running' OR (d.state = 'pending' AND d.waiting_on = 0))) \
@@ -400,6 +401,19 @@ statements! {
 
     select_tenant_day_spend = "SELECT CAST(COALESCE(SUM(tokens), 0) AS BIGINT) AS tokens, \
         CAST(COALESCE(SUM(cost_micro_usd), 0) AS BIGINT) AS cost FROM usage WHERE tenant = $1 AND day = $2";
+
+    select_control = "SELECT reason, by, at FROM controls WHERE name = $1";
+
+    insert_control = "INSERT INTO controls (name, reason, by, at) VALUES ($1, $2, $3, $4) \
+        ON CONFLICT (name) DO NOTHING RETURNING name";
+
+    delete_control = "DELETE FROM controls WHERE name = $1 RETURNING reason, by, at";
+
+    set_paused = "UPDATE runs SET paused = $2, \
+        updated_at = CASE WHEN $3 > updated_at THEN $3 ELSE updated_at + 1 END \
+        WHERE id = $1 AND state = 'running' AND paused <> $2 RETURNING tenant";
+
+    select_stoppable_runs = "SELECT id FROM runs WHERE state = 'running' ORDER BY id";
 }
 
 /// The ledger summed by `key` (a column expression of [`crate::usage`], never user text):

@@ -42,6 +42,11 @@ enum Stop {
     /// The driver is going away (shutdown, lost lease, store failure): running deliverables
     /// are handed back unfinished, for the next driver.
     Release,
+    /// The emergency stop is on: everything is handed back, as for `Release`, and nothing
+    /// starts until it is lifted.
+    Emergency,
+    /// An operator paused the run: handed back, as for `Release`, until it is resumed.
+    Pause,
 }
 
 /// How a deliverable task ended.
@@ -55,6 +60,8 @@ enum TaskEnd {
     Released,
     /// Policy held it back; it waits in the requeue.
     Blocked(DeliverableId),
+    /// The emergency stop denied its next action; it was handed back (or never claimed).
+    Halted,
     /// Somebody else holds it (a claim or write was rejected).
     NotHeld,
     Crashed,
@@ -80,6 +87,12 @@ pub(crate) async fn drive(
     } else {
         Purpose::Reopening
     };
+    if inner.gate.emergency_stop().await?.is_some() || stop_file(&engine).await {
+        return Ok(Ending::EmergencyStop);
+    }
+    if inner.store.run_control(&run_id).await?.paused {
+        return Ok(Ending::Paused);
+    }
     let deliverables = inner.store.deliverables(&run_id).await?;
     let Some(_driving) = Driving::enter(&engine, &run_id) else {
         return Err(Error::RunBusy {
@@ -235,6 +248,10 @@ pub(crate) async fn drive(
                     shared.stop_all(Stop::Release);
                 }
                 Some(Ok(TaskEnd::Blocked(id))) => blocked.push(id),
+                Some(Ok(TaskEnd::Halted)) => {
+                    // The deliverable was not started: it is ready again after the stop.
+                    shared.stop_all(Stop::Emergency);
+                }
                 Some(Ok(TaskEnd::Failed | TaskEnd::Cancelled | TaskEnd::Released)) | None => {}
                 Some(Err(join)) => {
                     failure.get_or_insert(Error::Io(format!("a deliverable task died: {join}")));
@@ -260,6 +277,8 @@ pub(crate) async fn drive(
                 match watch(&engine, &run_id, &mut last_renewal).await {
                     Ok(Watch::Continue) => {}
                     Ok(Watch::Cancelled) => shared.stop_all(Stop::Cancel),
+                    Ok(Watch::Stopped) => shared.stop_all(Stop::Emergency),
+                    Ok(Watch::Paused) => shared.stop_all(Stop::Pause),
                     Ok(Watch::LostLease) => {
                         failure.get_or_insert(Error::LostLease { run: run_id.clone() });
                         shared.stop_all(Stop::Release);
@@ -279,12 +298,16 @@ pub(crate) async fn drive(
         return Err(e);
     }
     match shared.why.get() {
-        Some(Stop::Release) => {
+        Some(why @ (Stop::Release | Stop::Emergency | Stop::Pause)) => {
             inner
                 .store
                 .release_driver(&run_id, &inner.owner.to_string())
                 .await?;
-            Ok(Ending::Interrupted)
+            Ok(match why {
+                Stop::Emergency => Ending::EmergencyStop,
+                Stop::Pause => Ending::Paused,
+                _ => Ending::Interrupted,
+            })
         }
         Some(Stop::Cancel) => {
             inner
@@ -337,6 +360,8 @@ enum Watch {
     Continue,
     Cancelled,
     LostLease,
+    Stopped,
+    Paused,
 }
 
 /// One look at the run from the outside: renew the leases when due, and see whether someone
@@ -359,11 +384,36 @@ async fn watch(
         *last_renewal = tokio::time::Instant::now();
     }
     let control = inner.store.run_control(run).await?;
-    Ok(if control.cancel_requested {
+    if !control.stopped && stop_file(engine).await {
+        let file = inner.options.home.join(STOP_FILE);
+        tracing::warn!(file = %file.display(), "the STOP file is there: stopping everything");
+        engine
+            .stop_all(
+                &format!("file:{}", file.display()),
+                "the STOP file was created",
+            )
+            .await?;
+        return Ok(Watch::Stopped);
+    }
+    Ok(if control.stopped {
+        Watch::Stopped
+    } else if control.paused {
+        Watch::Paused
+    } else if control.cancel_requested {
         Watch::Cancelled
     } else {
         Watch::Continue
     })
+}
+
+/// The emergency stop file in kamachiq's home (seed 004's `.agent-workspace/STOP`).
+pub(crate) const STOP_FILE: &str = "STOP";
+
+/// Whether the emergency stop file exists.
+pub(crate) async fn stop_file(engine: &Engine) -> bool {
+    tokio::fs::try_exists(engine.inner.options.home.join(STOP_FILE))
+        .await
+        .unwrap_or(false)
 }
 
 fn workspaces_for(engine: &Engine, run: &Run) -> Workspaces {
@@ -525,6 +575,21 @@ async fn block(
     let Some(last) = decided.last() else {
         return Ok(TaskEnd::NotHeld);
     };
+    if last.stopped() {
+        // Not a block: nothing may act until the stop is lifted, and then it goes on.
+        shared.stop_all(Stop::Emergency);
+        return match attempt {
+            Some(attempt) => {
+                let lease = LeaseKey {
+                    run: shared.run.id.clone(),
+                    deliverable: id.clone(),
+                    attempt,
+                };
+                hand_back(shared, lease).await
+            }
+            None => Ok(TaskEnd::Halted),
+        };
+    }
     let options = &shared.engine.inner.options;
     let now = shared.engine.inner.clock.now();
     let entry = NewRequeue {

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bench;
 pub mod cancel;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod doctor;
 pub mod inspect;
@@ -165,6 +166,23 @@ pub async fn drive_with_display(
                 ));
             }
             exit::BLOCKED
+        }
+        Ending::EmergencyStop => {
+            if mode != Mode::Json {
+                output::note(format!(
+                    "run {run} halted: the emergency stop is on; its state is saved. After \
+                     `kamachiq resume-all`, continue it with: kamachiq resume {run}"
+                ));
+            }
+            exit::HALTED
+        }
+        Ending::Paused => {
+            if mode != Mode::Json {
+                output::note(format!(
+                    "run {run} is paused; its state is saved. Continue it with: kamachiq resume {run}"
+                ));
+            }
+            exit::HALTED
         }
         Ending::Finished(RunState::Running) | Ending::Interrupted => {
             if mode != Mode::Json {

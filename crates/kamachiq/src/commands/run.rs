@@ -100,6 +100,8 @@ pub async fn resume(config: &Config, args: &ResumeArgs) -> anyhow::Result<u8> {
     };
     let since = store_since(&engine, &run).await?;
     let events = engine.subscribe();
+    // Resuming a paused run lifts its pause.
+    engine.unpause(&run, &config.actor).await?;
     let drive = Drive {
         events,
         reopen,

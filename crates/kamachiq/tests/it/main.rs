@@ -7,4 +7,5 @@ mod doctor;
 mod lifecycle;
 mod policy;
 mod serve;
+mod stop;
 mod support;

@@ -1,6 +1,7 @@
 //! The routes, one module per resource. Paths are the ones the runbooks call.
 
 pub mod analytics;
+pub mod control;
 pub mod cost;
 pub mod events;
 pub mod plans;
@@ -32,6 +33,9 @@ pub fn router() -> Router<AppState> {
         .route("/v1/workflows/{id}", get(workflows::show))
         .route("/v1/workflows/{id}/cancel", post(workflows::cancel))
         .route("/v1/workflows/{id}/resume", post(workflows::resume))
+        .route("/v1/workflows/{id}/pause", post(control::pause))
+        .route("/v1/stop", get(control::status).post(control::stop))
+        .route("/v1/resume-all", post(control::resume_all))
         .route("/v1/kamachiq/runs", get(analytics::runs))
         .route("/v1/kamachiq/summary", get(analytics::summary))
         .route("/v1/kamachiq/cost", get(cost::cost))

@@ -242,6 +242,8 @@ pub async fn resume(
         });
     }
     let since = state.engine().store().last_event_seq(&run.id).await?;
+    // Resuming a paused run lifts its pause first.
+    state.engine().unpause(&run.id, &auth.caller.name).await?;
     tracing::info!(run = %run.id, by = %auth.caller.name, ?reopen, "resume requested");
     state
         .scheduler()

@@ -1,0 +1,10 @@
+-- Switches that act on every run: the emergency stop. A row present is a switch on.
+CREATE TABLE controls (
+    name TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    by TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+
+-- A paused run is left alone by every driver and scheduler until it is resumed.
+ALTER TABLE runs ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
