@@ -40,6 +40,9 @@ named_enum! {
         DeliverableUnblocked = "deliverable_unblocked",
         /// The requeue's retry loop re-evaluated a blocked deliverable, which stays blocked.
         RequeueRetried = "requeue_retried",
+        /// A merged deliverable was rolled back: a new commit on the target branch undoes its
+        /// merge (history is kept), recorded with who asked and the audit trail.
+        DeliverableRolledBack = "deliverable_rolled_back",
     }
 }
 
