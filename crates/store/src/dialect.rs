@@ -100,6 +100,11 @@ impl Backend {
                     "policy",
                     include_str!("../migrations/sqlite/20261130000000_policy.sql"),
                 ),
+                (
+                    20261205000000,
+                    "rollbacks",
+                    include_str!("../migrations/sqlite/20261205000000_rollbacks.sql"),
+                ),
             ],
             Self::Postgres => &[
                 (
@@ -116,6 +121,11 @@ impl Backend {
                     20261130000000,
                     "policy",
                     include_str!("../migrations/postgres/20261130000000_policy.sql"),
+                ),
+                (
+                    20261205000000,
+                    "rollbacks",
+                    include_str!("../migrations/postgres/20261205000000_rollbacks.sql"),
                 ),
             ],
         };

@@ -19,6 +19,7 @@ mod change;
 mod decode;
 mod dialect;
 mod requeue;
+mod rollbacks;
 mod runs;
 mod sql;
 mod tenants;
@@ -33,6 +34,7 @@ pub use dialect::Backend;
 pub use requeue::{
     DecisionQuery, DecisionRecord, NewRequeue, RequeueEntry, RequeueQuery, Resolution,
 };
+pub use rollbacks::{NewRollback, Rollback, RollbackEntry, RollbackQuery};
 pub use runs::{EventFilter, NewRun, Purpose, RunControl, RunQuery, RunStamp};
 pub use tenants::{PolicyStamp, StoredPolicy, policy_digest};
 pub use tokens::{NewToken, Token};
@@ -75,6 +77,14 @@ pub enum Error {
     InvalidSetting(kamachiq_domain::tenant::InvalidSetting),
     #[error("stored data does not fit the model: {0}")]
     Corrupt(String),
+    #[error(
+        "rollback point `{point}` was already rolled back at {at}, revert commit {revert_commit}"
+    )]
+    AlreadyRolledBack {
+        point: String,
+        at: kamachiq_domain::Timestamp,
+        revert_commit: String,
+    },
 }
 
 impl Error {
