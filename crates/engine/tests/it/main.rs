@@ -5,6 +5,7 @@
 
 mod git;
 mod recovery;
+mod rollback;
 mod scheduler;
 mod scheduling;
 mod support;
