@@ -146,5 +146,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Bench(args) => commands::bench::bench(&config, args).await,
         Command::Config(ConfigCommand::Validate) => Ok(commands::config::validate(&config)),
         Command::Config(ConfigCommand::Example) => Ok(commands::config::print_example()),
+        Command::Rollback(args) => commands::rollback::rollback(&config, args).await,
     }
 }

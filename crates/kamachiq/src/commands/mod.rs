@@ -11,6 +11,7 @@ pub mod plan;
 pub mod policy;
 pub mod remote;
 pub mod requeue;
+pub mod rollback;
 pub mod run;
 pub mod serve;
 pub mod tenant;
@@ -277,10 +278,7 @@ pub fn summary(view: &RunView) {
         view.id, view.state, c.succeeded, c.failed, c.skipped, c.cancelled, c.total
     ));
     if c.blocked > 0 {
-        output::line(format!(
-            "see why: kamachiq requeue list --run {}",
-            view.id
-        ));
+        output::line(format!("see why: kamachiq requeue list --run {}", view.id));
     }
     if let Some(d) = view
         .deliverables

@@ -4,5 +4,6 @@
 
 mod cli;
 mod lifecycle;
+mod rollback;
 mod serve;
 mod support;
