@@ -48,6 +48,9 @@ named_enum! {
         RunPaused = "run_paused",
         /// A paused run was resumed.
         RunUnpaused = "run_unpaused",
+        /// A merged deliverable was rolled back: a new commit on the target branch undoes its
+        /// merge (history is kept), recorded with who asked and the audit trail.
+        DeliverableRolledBack = "deliverable_rolled_back",
     }
 }
 

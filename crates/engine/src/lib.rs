@@ -30,6 +30,7 @@ mod lease;
 mod owner;
 pub mod probe;
 mod requeue;
+mod rollback;
 mod runner;
 mod scheduler;
 mod workspace;
@@ -45,6 +46,7 @@ pub use gate::{Gate, Judged};
 pub use git::Identity;
 pub use owner::Owner;
 pub use requeue::{RequeueOptions, Resolved, RetryPass, backoff as requeue_backoff, retry_loop};
+pub use rollback::{RollbackDone, RollbackTarget};
 pub use runner::{
     BoxFuture, Exit, Halt, Monitor, NoopRunner, ProcessRunner, Runner, StepOutcome, StepSpec,
     kill_all_steps, read_capped, reap_orphans, step_processes,
@@ -103,6 +105,57 @@ pub enum Error {
         id: String,
         resolution: kamachiq_store::Resolution,
         at: Timestamp,
+    },
+    /// No rollback point matches (the message says what was looked for).
+    #[error("{0}")]
+    NoRollbackPoint(String),
+    #[error("{what} matches more than one rollback point: {}; {hint}", matches.join(", "))]
+    AmbiguousRollbackPoint {
+        what: String,
+        matches: Vec<String>,
+        hint: String,
+    },
+    #[error(
+        "rollback point {point} was already rolled back at {at}, revert commit {revert_commit}"
+    )]
+    AlreadyRolledBack {
+        point: String,
+        at: Timestamp,
+        revert_commit: String,
+    },
+    #[error(
+        "merge commit {commit} of rollback point {point} is no longer on branch `{branch}` (was \
+         the branch reset or rewritten?); there is nothing to roll back"
+    )]
+    MergeNotOnBranch {
+        point: String,
+        commit: String,
+        branch: String,
+    },
+    #[error(
+        "the changes of rollback point {point} are no longer on branch `{branch}`: later commits \
+         undid them already; nothing was changed"
+    )]
+    NothingToRevert { point: String, branch: String },
+    #[error(
+        "cannot roll back {point}: later changes on `{branch}` conflict with undoing its merge, in \
+         {}; nothing was changed", files.join(", ")
+    )]
+    RollbackConflict {
+        point: String,
+        branch: String,
+        files: Vec<String>,
+    },
+    #[error(
+        "cannot roll back {point}: branch `{branch}` is checked out in {} with local changes the \
+         rollback would overwrite; commit or stash them and try again ({detail})",
+        checkout.display()
+    )]
+    RollbackTargetDirty {
+        point: String,
+        branch: String,
+        checkout: PathBuf,
+        detail: String,
     },
 }
 

@@ -115,7 +115,7 @@ impl Target {
 pub struct MergeLocks(Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>);
 
 impl MergeLocks {
-    fn for_repo(&self, repo: &Path) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn for_repo(&self, repo: &Path) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self
             .0
             .lock()
@@ -376,7 +376,7 @@ impl GitWorkspaces {
     }
 
     /// Moves the target branch from `old` to `commit`, through the checkout that has it, if any.
-    async fn advance_target(
+    pub(crate) async fn advance_target(
         &self,
         target_ref: &str,
         old: &str,
@@ -483,7 +483,7 @@ impl GitWorkspaces {
     }
 }
 
-enum Advance {
+pub(crate) enum Advance {
     Done,
     Moved,
     Dirty { checkout: PathBuf, detail: String },

@@ -123,6 +123,9 @@ pub enum Command {
     /// unhealthy.
     #[command(after_help = DOCTOR_EXIT_CODES)]
     Doctor(DoctorArgs),
+    /// Roll back a promotion: a new commit on the target branch undoes one merge (history is
+    /// kept). `rollback list` shows the rollback points, `rollback cleanup` forgets old ones.
+    Rollback(RollbackArgs),
 }
 
 const DOCTOR_EXIT_CODES: &str = "\
@@ -571,6 +574,73 @@ pub enum BenchCommand {
         /// The tenant that owns them.
         #[arg(long, default_value = "default")]
         tenant: String,
+    },
+}
+
+/// Which promotion `kamachiq rollback` undoes: exactly one of ID, --deliverable, --commit,
+/// --latest.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Exit codes: 0 rolled back · 1 refused: later changes conflict with the revert, \
+                  or the checkout that has the branch holds local changes it would overwrite \
+                  (files named; nothing changed) · 2 unknown, ambiguous, already rolled back, or \
+                  its merge is no longer on the branch (nothing changed) · 4 git or the store \
+                  failed"
+)]
+#[command(group(
+    clap::ArgGroup::new("which")
+        .required(true)
+        .args(["id", "deliverable", "commit", "latest"])
+))]
+pub struct RollbackArgs {
+    #[command(subcommand)]
+    pub command: Option<RollbackCommand>,
+    /// The rollback point's id (`rb-...`, from `kamachiq rollback list`).
+    pub id: Option<String>,
+    /// The rollback point of this deliverable's merge.
+    #[arg(long, value_name = "ID")]
+    pub deliverable: Option<String>,
+    /// With --deliverable: in this run (an id, a unique prefix, or `latest`). Needed when
+    /// several runs merged a deliverable of that name.
+    #[arg(long, requires = "deliverable", value_name = "RUN")]
+    pub run: Option<String>,
+    /// The rollback point whose merge commit this is (a full or unique abbreviated hash).
+    #[arg(long, value_name = "COMMIT")]
+    pub commit: Option<String>,
+    /// The newest rollback point not rolled back yet.
+    #[arg(long)]
+    pub latest: bool,
+    /// With --latest: only merges into this repository (any directory in it).
+    #[arg(long, requires = "latest", value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RollbackCommand {
+    /// List rollback points, newest first: the merge, the commit before it, and whether (by
+    /// whom, when, with which commit) it was rolled back.
+    List {
+        /// Only this run's (an id, a unique prefix, or `latest`).
+        #[arg(long)]
+        run: Option<String>,
+        /// At most this many (the newest).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget rollback points older than a duration, with their rollback records. Branches,
+    /// commits, runs and the audit trail are not touched.
+    Cleanup {
+        /// How old: `30d`, `12h`, `1w`.
+        #[arg(long, value_name = "DURATION")]
+        older_than: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 

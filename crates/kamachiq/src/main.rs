@@ -170,5 +170,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             });
             commands::doctor::doctor(&config, args, &agents).await
         }
+        Command::Rollback(args) => commands::rollback::rollback(&config, args).await,
     }
 }

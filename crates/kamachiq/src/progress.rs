@@ -265,6 +265,9 @@ impl Progress {
                 }
             }
             EventKind::RunFinished => {}
+            // Rollbacks happen after a run, from `kamachiq rollback`; a live display of the
+            // run has nothing to update.
+            EventKind::DeliverableRolledBack => {}
         }
         self.refresh_header();
     }

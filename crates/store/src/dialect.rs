@@ -110,6 +110,11 @@ impl Backend {
                     "controls",
                     include_str!("../migrations/sqlite/20261130200000_controls.sql"),
                 ),
+                (
+                    20261130300000,
+                    "rollbacks",
+                    include_str!("../migrations/sqlite/20261130300000_rollbacks.sql"),
+                ),
             ],
             Self::Postgres => &[
                 (
@@ -136,6 +141,11 @@ impl Backend {
                     20261130200000,
                     "controls",
                     include_str!("../migrations/postgres/20261130200000_controls.sql"),
+                ),
+                (
+                    20261130300000,
+                    "rollbacks",
+                    include_str!("../migrations/postgres/20261130300000_rollbacks.sql"),
                 ),
             ],
         };

@@ -20,6 +20,7 @@ mod controls;
 mod decode;
 mod dialect;
 mod requeue;
+mod rollbacks;
 mod runs;
 mod sql;
 mod tenants;
@@ -37,6 +38,7 @@ pub use dialect::Backend;
 pub use requeue::{
     DecisionQuery, DecisionRecord, NewRequeue, RequeueEntry, RequeueQuery, Resolution,
 };
+pub use rollbacks::{NewRollback, Rollback, RollbackEntry, RollbackQuery};
 pub use runs::{EventFilter, NewRun, Purpose, RunControl, RunQuery, RunStamp};
 pub use tenants::{PolicyStamp, StoredPolicy, policy_digest};
 pub use tokens::{NewToken, Token};
@@ -80,6 +82,14 @@ pub enum Error {
     InvalidSetting(kamachiq_domain::tenant::InvalidSetting),
     #[error("stored data does not fit the model: {0}")]
     Corrupt(String),
+    #[error(
+        "rollback point `{point}` was already rolled back at {at}, revert commit {revert_commit}"
+    )]
+    AlreadyRolledBack {
+        point: String,
+        at: kamachiq_domain::Timestamp,
+        revert_commit: String,
+    },
 }
 
 impl Error {

@@ -414,6 +414,24 @@ statements! {
         WHERE id = $1 AND state = 'running' AND paused <> $2 RETURNING tenant";
 
     select_stoppable_runs = "SELECT id FROM runs WHERE state = 'running' ORDER BY id";
+
+    // Rollback points with their rollback, if any. `$5` is a merge-commit prefix (`abc%`),
+    // `$6 = 1` keeps only points not rolled back yet.
+    select_rollback_entries = "SELECT p.id, p.run_id, p.deliverable, p.repo, p.branch, p.before_commit, \
+        p.merge_commit, p.created_at, r.revert_commit, r.actor AS rolled_back_by, r.at AS rolled_back_at \
+        FROM rollback_points p LEFT JOIN rollbacks r ON r.point_id = p.id \
+        WHERE ($1 IS NULL OR p.id = $1) AND ($2 IS NULL OR p.run_id = $2) AND ($3 IS NULL OR p.deliverable = $3) \
+        AND ($4 IS NULL OR p.repo = $4) AND ($5 IS NULL OR p.merge_commit LIKE $5) \
+        AND ($6 = 0 OR r.point_id IS NULL) \
+        ORDER BY p.created_at DESC, p.id DESC LIMIT $7";
+
+    insert_rollback = "INSERT INTO rollbacks (point_id, revert_commit, actor, at) VALUES ($1, $2, $3, $4) \
+        ON CONFLICT (point_id) DO NOTHING RETURNING point_id";
+
+    delete_rollbacks_before = "DELETE FROM rollbacks WHERE point_id IN \
+        (SELECT id FROM rollback_points WHERE created_at < $1)";
+
+    delete_rollback_points_before = "DELETE FROM rollback_points WHERE created_at < $1";
 }
 
 /// The ledger summed by `key` (a column expression of [`crate::usage`], never user text):

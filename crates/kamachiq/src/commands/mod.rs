@@ -14,6 +14,7 @@ pub mod plan;
 pub mod policy;
 pub mod remote;
 pub mod requeue;
+pub mod rollback;
 pub mod run;
 pub mod serve;
 pub mod tenant;

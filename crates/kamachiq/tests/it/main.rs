@@ -6,6 +6,7 @@ mod cli;
 mod doctor;
 mod lifecycle;
 mod policy;
+mod rollback;
 mod serve;
 mod stop;
 mod support;

@@ -73,6 +73,9 @@ contract_tests!(
     cancelling_a_run_closes_its_requeue_entries,
     decisions_are_recorded_with_their_input_and_paged,
     the_audit_trail_chains_every_record,
+    rollback_points_list_newest_first_and_filter,
+    a_rollback_is_recorded_once_with_its_audit_record_and_event,
+    cleanup_forgets_old_points_and_their_rollbacks_only,
 );
 
 /// The audit trail refuses edits, and an edit made behind the store's back (its guard

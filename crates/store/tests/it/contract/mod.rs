@@ -2,11 +2,13 @@
 
 mod access;
 mod policy;
+mod rollbacks;
 mod runs;
 mod steps;
 
 pub use access::*;
 pub use policy::*;
+pub use rollbacks::*;
 pub use runs::*;
 pub use steps::*;
 
