@@ -35,6 +35,8 @@ pub struct EngineOptions {
     pub requeue: crate::requeue::RequeueOptions,
     /// How agent steps run.
     pub agents: crate::agents::AgentOptions,
+    /// The guards a deliverable's diff passes before it is promoted.
+    pub review: kamachiq_review::Options,
 }
 
 impl EngineOptions {
@@ -47,6 +49,7 @@ impl EngineOptions {
             identity: Identity::default(),
             requeue: crate::requeue::RequeueOptions::default(),
             agents: crate::agents::AgentOptions::default(),
+            review: kamachiq_review::Options::default(),
         }
     }
 }
@@ -153,6 +156,8 @@ pub(crate) struct Inner {
     pub requeue_due: tokio::sync::Notify,
     /// The policy gate every action passes.
     pub gate: crate::gate::Gate,
+    /// The review guards, compiled once.
+    pub review: kamachiq_review::Guards,
     /// Runs this engine is driving right now. A lease held in this engine's name by a run it
     /// does not drive (submitted, not driven yet) is no sign of life.
     pub driving: std::sync::Mutex<std::collections::HashSet<RunId>>,
@@ -166,6 +171,8 @@ impl Engine {
         let (committer, writer_done) =
             Committer::start(parts.store.clone(), parts.clock.clone(), events.clone())?;
         let gate = crate::gate::Gate::new(parts.store.clone(), parts.clock.clone());
+        let review = kamachiq_review::Guards::new(&parts.options.review)
+            .map_err(|e| Error::Io(format!("the review guards: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store: parts.store,
@@ -181,6 +188,7 @@ impl Engine {
                 submitted: tokio::sync::Notify::new(),
                 requeue_due: tokio::sync::Notify::new(),
                 gate,
+                review,
 
                 driving: std::sync::Mutex::new(std::collections::HashSet::new()),
                 writer_done: std::sync::Mutex::new(Some(writer_done)),

@@ -182,6 +182,15 @@ impl Workspaces {
         }
     }
 
+    /// The deliverable's changes, as `git diff` text against where its branch left the
+    /// target (for the review guards); `None` without a repository.
+    pub async fn diff(&self, deliverable: &DeliverableId) -> Result<Option<String>, Error> {
+        match self {
+            Self::Git(git) => git.diff(deliverable).await.map(Some),
+            Self::Scratch(_) => Ok(None),
+        }
+    }
+
     /// After a success: removes the worktree and the merged branch. A failed deliverable keeps
     /// both, for inspection.
     pub async fn remove(&self, deliverable: &DeliverableId) -> Result<(), Error> {
@@ -305,6 +314,34 @@ impl GitWorkspaces {
         wt.run(&["commit", "--quiet", "--no-verify", "-m", &message])
             .await?;
         wt.run(&["rev-parse", "HEAD"]).await.map(Some)
+    }
+
+    async fn diff(&self, deliverable: &DeliverableId) -> Result<String, Error> {
+        let branch = format!("refs/heads/{}", self.branch_of(deliverable));
+        let target_ref = format!("refs/heads/{}", self.target.branch);
+        let base = self.git.run(&["merge-base", &target_ref, &branch]).await?;
+        // Prefixes are named so that a user's `diff.noprefix` cannot change the text.
+        let args = [
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            "-M",
+            "--unified=0",
+            "--src-prefix=a/",
+            "--dst-prefix=b/",
+            base.as_str(),
+            branch.as_str(),
+        ];
+        let out = self.git.output(&args).await?;
+        if !out.status.success() {
+            return Err(Error::Git {
+                dir: self.target.repo.clone(),
+                command: "diff".to_owned(),
+                status: out.status.code(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     async fn merge(&self, deliverable: &DeliverableId) -> Result<MergeOutcome, Error> {

@@ -498,6 +498,17 @@ impl Shared {
         action: policy::Action,
         step: Option<&Step>,
     ) -> Result<Judged, Error> {
+        self.decide_with(deliverable, action, step, None).await
+    }
+
+    /// [`Shared::decide`], with the diff a merge would bring in.
+    async fn decide_with(
+        &self,
+        deliverable: &Deliverable,
+        action: policy::Action,
+        step: Option<&Step>,
+        diff: Option<policy::DiffInput>,
+    ) -> Result<Judged, Error> {
         let run = &self.run;
         let day = self.engine.inner.gate.day_spend(&run.tenant).await?;
         let input = policy::Input {
@@ -556,7 +567,7 @@ impl Shared {
             },
             autonomy: policy::Autonomy::default(),
             emergency_stop: false,
-            diff: None,
+            diff,
             at: self.engine.inner.clock.now(),
         };
         self.engine.inner.gate.decide(&run.tenant, input).await
@@ -797,9 +808,20 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
     if control.driver.as_ref().map(|d| d.owner.as_str()) != Some(me.as_str()) {
         return Ok(TaskEnd::NotHeld);
     }
-    // Promotion is an action of its own: policy may hold it back after every step passed.
+    // Promotion is an action of its own: the review guards read the deliverable's diff, and
+    // policy decides on it (and on what they found) after every step passed.
+    let diff = match shared.workspaces.diff(id).await {
+        Ok(text) => text.map(|text| review(&inner.review, &text)),
+        Err(e) => {
+            let reason = Reason::new(
+                ReasonCode::WorkspaceError,
+                format!("cannot read the deliverable's changes for review: {e}"),
+            );
+            return fail(shared, lease, reason).await;
+        }
+    };
     let merge_decision = shared
-        .decide(deliverable, policy::Action::Merge, None)
+        .decide_with(deliverable, policy::Action::Merge, None, diff)
         .await?;
     if !merge_decision.proceeds(waiver) {
         return block(shared, id, Some(lease.attempt), vec![merge_decision]).await;
@@ -1173,6 +1195,43 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
             () = tokio::time::sleep(step.backoff_before(failures)) => {}
             () = shared.stop.cancelled() => return Ok(StepResult::Stopped),
         }
+    }
+}
+
+/// What the review guards find in a deliverable's diff, as policy reads it. A diff kamachiq
+/// cannot read is itself a finding: what cannot be reviewed is not promoted unseen.
+fn review(guards: &kamachiq_review::Guards, text: &str) -> policy::DiffInput {
+    let diff = match kamachiq_review::Diff::parse(text) {
+        Ok(diff) => diff,
+        Err(e) => {
+            return policy::DiffInput {
+                findings: vec![policy::Finding {
+                    guard: "review".to_owned(),
+                    code: "diff_unreadable".to_owned(),
+                    path: String::new(),
+                    line: None,
+                    message: format!("the diff could not be read for review: {e}"),
+                }],
+                ..policy::DiffInput::default()
+            };
+        }
+    };
+    let report = guards.check(&diff);
+    policy::DiffInput {
+        files: report.stats.files,
+        lines_added: report.stats.lines_added,
+        lines_removed: report.stats.lines_removed,
+        findings: report
+            .findings
+            .into_iter()
+            .map(|f| policy::Finding {
+                guard: f.guard.as_str().to_owned(),
+                code: f.code,
+                path: f.path.unwrap_or_default(),
+                line: f.line,
+                message: f.message,
+            })
+            .collect(),
     }
 }
 

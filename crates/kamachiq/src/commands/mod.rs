@@ -76,6 +76,7 @@ pub fn engine(config: &Config, store: Store) -> anyhow::Result<Engine> {
         email: config.author_email.clone(),
     };
     options.agents = config.agents.clone();
+    options.review = config.review.clone();
     let runner = ProcessRunner {
         kill_grace: config.kill_grace,
         ..ProcessRunner::default()

@@ -32,6 +32,9 @@ pub struct Raw {
     pub server: RawServer,
     #[serde(default)]
     pub agents: agents::RawAgents,
+    /// The guards a deliverable's diff passes before it is promoted: protected paths, file and
+    /// line limits, the secret scan. Replaces the defaults as a whole.
+    pub review: Option<kamachiq_review::Options>,
     /// Personas by name (`[personas."developer_backend.v2"]`): their agent, model,
     /// instructions and tools.
     #[serde(default)]
@@ -92,6 +95,7 @@ impl Raw {
                 repo_roots: over.server.repo_roots.or(self.server.repo_roots),
             },
             agents: self.agents.overlay(over.agents),
+            review: over.review.or(self.review),
             personas: if over.personas.is_empty() {
                 self.personas
             } else {
@@ -132,6 +136,8 @@ pub struct Config {
     pub actor: String,
     /// How agent steps run: programs, environment, limits, prices, personas.
     pub agents: kamachiq_engine::AgentOptions,
+    /// The review guards before promotion.
+    pub review: kamachiq_review::Options,
     /// Where the values came from, for `config validate`.
     pub sources: Vec<String>,
 }
@@ -464,6 +470,12 @@ fn validate(
         token: raw.token.map(|t| t.trim().to_owned()),
         actor: "local:unknown".to_owned(),
         agents: agents::validate(raw.agents, raw.personas, base, env)?,
+        review: {
+            let review = raw.review.unwrap_or_default();
+            kamachiq_review::Guards::new(&review)
+                .map_err(|e| InvalidInput::new(format!("review: {e}")))?;
+            review
+        },
         sources,
     })
 }
@@ -592,6 +604,17 @@ pub fn example() -> String {
          # model = \"claude-sonnet-4-5\"\n\
          # instructions = \"personas/backend.md\"\n\
          # tools = [\"Read\", \"Edit\", \"Write\", \"Bash\"]\n\n",
+    );
+    out.push_str(
+        "# The guards a deliverable's diff passes before it is merged; a finding holds the merge\n\
+         # back for review (the requeue). Setting [review] replaces these defaults as a whole.\n\
+         # [review]\n\
+         # protected = [\".env\", \"*.env\", \"*.env.*\", \".envrc\", \".git/\", \"*.pem\", \"*.key\", \"id_rsa*\", ...]\n\
+         # max_files = 20\n\
+         # max_changed_lines = 1000\n\
+         # secret_scan = true\n\
+         # entropy_threshold = 4.5\n\
+         # allow_secrets_in = [\"tests/fixtures/**\"]\n\n",
     );
     out.push_str("[git]\n");
     for (comment, line) in [
