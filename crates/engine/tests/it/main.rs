@@ -7,6 +7,7 @@ mod agents;
 mod git;
 mod policy;
 mod recovery;
+mod review;
 mod rollback;
 mod scheduler;
 mod scheduling;
