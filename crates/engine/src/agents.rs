@@ -41,6 +41,19 @@ pub struct AgentOptions {
     /// Agent launches per minute per tenant, and the burst allowed above that pace.
     pub launches_per_minute: u32,
     pub launch_burst: u32,
+    /// Confine agents with Linux Landlock: they may write only in their worktree, a temporary
+    /// directory of their own, and these places.
+    pub sandbox: Option<Sandbox>,
+}
+
+/// How agents are confined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sandbox {
+    /// The program that confines and then becomes the agent (`kamachiq`, which has a
+    /// `sandbox` command): it is run as `PROGRAM sandbox --write DIR ... -- AGENT ARGS`.
+    pub program: PathBuf,
+    /// Further directories agents may write to (their own state, such as `~/.claude`).
+    pub write: Vec<PathBuf>,
 }
 
 impl Default for AgentOptions {
@@ -56,6 +69,7 @@ impl Default for AgentOptions {
             repeat_threshold: Repetition::DEFAULT_THRESHOLD,
             launches_per_minute: 60,
             launch_burst: 10,
+            sandbox: None,
         }
     }
 }

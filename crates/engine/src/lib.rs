@@ -38,7 +38,7 @@ mod workspace;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use agents::{AgentEnv, AgentOptions, Persona};
+pub use agents::{AgentEnv, AgentOptions, Persona, Sandbox};
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use committer::{Committed, Committer};
 pub use engine::{CancelOutcome, DrivenBy, Ending, Engine, EngineOptions, Parts, Submission};

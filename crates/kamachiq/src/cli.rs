@@ -79,6 +79,10 @@ pub enum Command {
     Stop(StopArgs),
     /// Lift the emergency stop. Runs are driven again by a server, or by `kamachiq resume RUN`.
     ResumeAll(StopStatusArgs),
+    /// Run a program under a Linux Landlock sandbox that lets it write only beneath the given
+    /// directories (how agents run with `agents.sandbox = true`).
+    #[command(hide = true)]
+    Sandbox(SandboxArgs),
     /// Serve the HTTP API, the scheduler and a worker on this store: runs submitted over HTTP
     /// and runs left in flight (by a crash, or a `kamachiq run` that was killed) are driven
     /// here. Ctrl-C or SIGTERM stops taking work and hands running work back.
@@ -486,6 +490,17 @@ pub struct ResumeArgs {
     pub retry_failed: bool,
     #[arg(long)]
     pub json: bool,
+}
+
+/// `kamachiq sandbox`: runs a program that may write only where it is told.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// A directory the program may write beneath; repeat for several. It may read everywhere.
+    #[arg(long = "write", value_name = "DIR")]
+    pub write: Vec<PathBuf>,
+    /// The program and its arguments.
+    #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

@@ -48,6 +48,11 @@ impl std::error::Error for InvalidInput {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The sandbox replaces this process with the program it confines: no runtime, no
+    // configuration, nothing else.
+    if let Command::Sandbox(args) = &cli.command {
+        return ExitCode::from(commands::sandbox::sandbox(args));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -132,6 +137,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     };
     match &cli.command {
         Command::Stop(args) => commands::control::stop(&config, server_client.as_ref(), args).await,
+        Command::Sandbox(args) => Ok(commands::sandbox::sandbox(args)),
         Command::ResumeAll(args) => {
             commands::control::resume_all(&config, server_client.as_ref(), args).await
         }

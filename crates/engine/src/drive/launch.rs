@@ -184,13 +184,25 @@ pub(super) async fn prepare(
         options,
         inner.clock.clone(),
     ));
-    let mut spec = StepSpec::command(invocation.argv, cwd, step.timeout, log);
+    let mut argv = invocation.argv;
+    let mut extra_env = Vec::new();
+    if let Some(sandbox) = &options.sandbox {
+        match sandboxed(&inner.options.home, a, sandbox, argv).await {
+            Ok((wrapped, tmp)) => {
+                argv = wrapped;
+                extra_env.push(("TMPDIR".to_owned(), tmp));
+            }
+            Err(why) => return Ok(Err(Reason::new(ReasonCode::SpawnFailed, why))),
+        }
+    }
+    let mut spec = StepSpec::command(argv, cwd, step.timeout, log);
     let (inherit, mut agent_env) = match &options.environment {
         crate::agents::AgentEnv::Inherit => (true, Vec::new()),
         crate::agents::AgentEnv::Only(vars) => (false, vars.clone()),
     };
     agent_env.extend(invocation.env);
     agent_env.extend(env);
+    agent_env.extend(extra_env);
     spec.env = agent_env;
     spec.clear_env = !inherit;
     spec.stdin = invocation.stdin;
@@ -263,6 +275,46 @@ async fn flush(shared: &Shared, monitor: &AgentMonitor) -> Result<(), Error> {
         })
         .await?;
     Ok(())
+}
+
+/// `argv` wrapped in the sandbox: writable are the worktree, the worktree's own git
+/// directory (git keeps its index there), a temporary directory of the step's (returned, for
+/// `TMPDIR`) and the configured places.
+async fn sandboxed(
+    home: &Path,
+    a: &Attempt<'_>,
+    sandbox: &crate::agents::Sandbox,
+    argv: Vec<String>,
+) -> Result<(Vec<String>, String), String> {
+    let tmp = home
+        .join("tmp")
+        .join(a.lease.run.as_str())
+        .join(a.deliverable.id.as_str());
+    tokio::fs::create_dir_all(&tmp).await.map_err(|e| {
+        format!(
+            "cannot create the agent's temporary directory {}: {e}",
+            tmp.display()
+        )
+    })?;
+    let mut writable = vec![a.worktree.to_path_buf(), tmp.clone()];
+    // A worktree's `.git` is a file naming its git directory: `gitdir: /repo/.git/worktrees/x`.
+    if let Ok(pointer) = tokio::fs::read_to_string(a.worktree.join(".git")).await
+        && let Some(dir) = pointer.trim().strip_prefix("gitdir:")
+    {
+        writable.push(dir.trim().into());
+    }
+    writable.extend(sandbox.write.iter().filter(|p| p.exists()).cloned());
+    let mut wrapped = vec![
+        sandbox.program.to_string_lossy().into_owned(),
+        "sandbox".to_owned(),
+    ];
+    for dir in writable {
+        wrapped.push("--write".to_owned());
+        wrapped.push(dir.to_string_lossy().into_owned());
+    }
+    wrapped.push("--".to_owned());
+    wrapped.extend(argv);
+    Ok((wrapped, tmp.to_string_lossy().into_owned()))
 }
 
 async fn write_prompt(file: &Path, text: &str) -> std::io::Result<()> {

@@ -16,6 +16,7 @@ pub mod remote;
 pub mod requeue;
 pub mod rollback;
 pub mod run;
+pub mod sandbox;
 pub mod serve;
 pub mod tenant;
 pub mod token;

@@ -48,6 +48,10 @@ pub struct RawAgents {
     pub launch_burst: Option<u32>,
     /// Prices by model (or model prefix), per million tokens in US dollars.
     pub prices: Option<BTreeMap<String, Price>>,
+    /// Confine agents with Linux Landlock (they may write only in their worktree).
+    pub sandbox: Option<bool>,
+    /// Further directories sandboxed agents may write to (`~` is the home directory).
+    pub sandbox_write: Option<Vec<String>>,
 }
 
 impl RawAgents {
@@ -63,6 +67,8 @@ impl RawAgents {
             launches_per_minute: over.launches_per_minute.or(self.launches_per_minute),
             launch_burst: over.launch_burst.or(self.launch_burst),
             prices: over.prices.or(self.prices),
+            sandbox: over.sandbox.or(self.sandbox),
+            sandbox_write: over.sandbox_write.or(self.sandbox_write),
         }
     }
 }
@@ -208,7 +214,29 @@ pub fn validate(
             },
         );
     }
+    let sandbox = if raw.sandbox.unwrap_or(false) {
+        let program = std::env::current_exe().map_err(|e| {
+            invalid(
+                "agents.sandbox",
+                format!("cannot find kamachiq's own program to confine agents with: {e}"),
+            )
+        })?;
+        let home = env("HOME");
+        let write = raw
+            .sandbox_write
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| match (p.strip_prefix("~/"), &home) {
+                (Some(rest), Some(home)) => Path::new(home).join(rest),
+                _ => resolve(base, &p),
+            })
+            .collect();
+        Some(kamachiq_engine::Sandbox { program, write })
+    } else {
+        None
+    };
     Ok(AgentOptions {
+        sandbox,
         programs,
         extra_args,
         template: raw.template,

@@ -574,6 +574,11 @@ pub fn example() -> String {
         ),
         ("", "launch_burst = 10"),
         (
+            "Confine agents with Linux Landlock: they may read everywhere but write only in their worktree, a temporary directory and sandbox_write (needs Linux 5.13+ with Landlock on; `kamachiq doctor` tells).",
+            "sandbox = false",
+        ),
+        ("", "sandbox_write = []"),
+        (
             "Programs of agents not on PATH under their usual name (claude, codex, aider, gemini).",
             "# programs = { claude = \"/opt/claude/bin/claude\" }",
         ),

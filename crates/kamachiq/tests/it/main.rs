@@ -7,6 +7,7 @@ mod doctor;
 mod lifecycle;
 mod policy;
 mod rollback;
+mod sandbox;
 mod serve;
 mod stop;
 mod support;
