@@ -48,6 +48,8 @@ named_enum! {
         RunPaused = "run_paused",
         /// A paused run was resumed.
         RunUnpaused = "run_unpaused",
+        /// A tenant's spend of the day passed 90 % of its daily limit (tokens or dollars).
+        BudgetWarning = "budget_warning",
         /// A merged deliverable was rolled back: a new commit on the target branch undoes its
         /// merge (history is kept), recorded with who asked and the audit trail.
         DeliverableRolledBack = "deliverable_rolled_back",

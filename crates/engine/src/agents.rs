@@ -153,7 +153,13 @@ pub struct DaySpend {
     pub day: Mutex<String>,
     pub stored: Counter,
     pub unwritten: Counter,
+    /// Whether this process has warned that the day's spend passed 90 % of a daily limit.
+    pub warned: std::sync::atomic::AtomicBool,
 }
+
+/// The share of a daily limit past which a `budget_warning` event goes out (seed 003: "Daily
+/// cost at 90% of limit").
+pub const WARN_AT: f64 = 0.9;
 
 impl DaySpend {
     pub fn tokens(&self) -> u64 {
@@ -197,6 +203,8 @@ pub struct Owner {
 #[derive(Debug, Default)]
 pub struct Gathered {
     pub records: Vec<UsageRecord>,
+    /// A daily limit passed 90 %: the sentence of the warning to send, once.
+    pub warning: Option<String>,
     /// The latest progress text, if it changed.
     pub progress: Option<String>,
     pub tokens: u64,
@@ -216,6 +224,8 @@ struct State {
     failure: Option<String>,
     /// Whether the agent reported a successful result.
     finished: Option<bool>,
+    /// A budget warning to send with the next drain.
+    warning: Option<String>,
 }
 
 /// A parser with a `Debug` face.
@@ -265,6 +275,7 @@ impl AgentMonitor {
                 progress_changed: false,
                 failure: None,
                 finished: None,
+                warning: None,
             }),
         }
     }
@@ -298,6 +309,7 @@ impl AgentMonitor {
         };
         Gathered {
             records,
+            warning: state.warning.take(),
             progress,
             tokens: state.tokens,
             cost_micro_usd: state.cost_micro_usd,
@@ -347,7 +359,44 @@ impl AgentMonitor {
             cost_micro_usd: cost,
             at: self.clock.now(),
         });
+        self.warn_near_limit(state);
         self.over_budget(state)
+    }
+
+    /// Notes a warning, once per tenant and day in this process, when the day's spend passes
+    /// [`WARN_AT`] of a daily limit.
+    fn warn_near_limit(&self, state: &mut State) {
+        let caps = &self.caps;
+        let near = |used: f64, cap: Option<u64>| cap.is_some_and(|c| used >= c as f64 * WARN_AT);
+        let tokens = caps.day.tokens() as f64;
+        let cost = caps.day.cost() as f64;
+        let what = if near(cost, caps.day_cost_micro_usd) {
+            caps.day_cost_micro_usd.map(|cap| {
+                format!(
+                    "tenant {} has spent ${:.2} today, {:.0}% of its daily limit of ${:.2}",
+                    self.owner.tenant,
+                    cost / 1e6,
+                    100.0 * cost / cap as f64,
+                    cap as f64 / 1e6
+                )
+            })
+        } else if near(tokens, caps.day_tokens) {
+            caps.day_tokens.map(|cap| {
+                format!(
+                    "tenant {} has used {} tokens today, {:.0}% of its daily budget of {cap}",
+                    self.owner.tenant,
+                    tokens as u64,
+                    100.0 * tokens / cap as f64
+                )
+            })
+        } else {
+            None
+        };
+        if let Some(what) = what
+            && !caps.day.warned.swap(true, Ordering::Relaxed)
+        {
+            state.warning = Some(what);
+        }
     }
 
     /// The first cap the spend so far breaks, as a halt naming it and the figures.

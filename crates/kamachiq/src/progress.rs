@@ -233,6 +233,12 @@ impl Progress {
                 self.say(&format!("{} {id} let through ({how})", style("↻").dim()));
             }
             EventKind::RequeueRetried => {}
+            EventKind::BudgetWarning => {
+                let detail = event.data["detail"]
+                    .as_str()
+                    .unwrap_or("a daily limit is near");
+                self.say(&format!("{} {detail}", style("!").yellow()));
+            }
             EventKind::RunPaused => {
                 let by = event.data["by"].as_str().unwrap_or("an operator");
                 self.say(&format!(

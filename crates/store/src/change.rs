@@ -181,6 +181,12 @@ pub enum Change {
     },
     /// An audit record on its own (an operator action that changes no deliverable).
     Audit(Box<AuditEntry>),
+    /// A tenant's day spend passed 90 % of a daily limit: a `budget_warning` event on the run
+    /// whose usage passed it.
+    Warn {
+        run: RunId,
+        detail: String,
+    },
     /// Usage an agent reported, into the ledger; with `progress`, a `step_progress` event on
     /// the deliverable (what the agent is doing, and what its step spent so far).
     Usage {

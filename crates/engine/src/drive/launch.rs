@@ -239,7 +239,16 @@ pub(super) async fn run(shared: &Shared, launch: Launch) -> Result<StepOutcome, 
 
 /// Writes what the monitor gathered: usage into the ledger, progress as an event.
 async fn flush(shared: &Shared, monitor: &AgentMonitor) -> Result<(), Error> {
-    let gathered = monitor.drain();
+    let mut gathered = monitor.drain();
+    if let Some(warning) = gathered.warning.take() {
+        tracing::warn!(tenant = %shared.run.tenant, "{warning}");
+        shared
+            .commit(Change::Warn {
+                run: shared.run.id.clone(),
+                detail: warning,
+            })
+            .await?;
+    }
     if gathered.records.is_empty() && gathered.progress.is_none() {
         return Ok(());
     }

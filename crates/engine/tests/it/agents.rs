@@ -426,6 +426,21 @@ async fn a_tenant_over_its_daily_budget_has_its_agent_steps_held_back() {
         "{}",
         reason.detail
     );
+    // On the way, passing 90 % of the day's budget sent one warning.
+    let warnings: Vec<String> = h
+        .store
+        .events_after(0, &EventFilter::default(), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EventKind::BudgetWarning)
+        .map(|e| e.data["detail"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("of its daily budget of 3000"),
+        "{warnings:?}"
+    );
     // The next one is refused before it starts: held back, waiting in the requeue.
     let second = engine.submit(plan(ONE_STEP), None, 1).await.unwrap();
     let ending = engine

@@ -19,6 +19,15 @@ impl Store {
     ) -> Result<(), Error> {
         let mut records: Vec<&UsageRecord> = Vec::new();
         for (i, change) in batch.changes.iter().enumerate() {
+            if let Change::Warn { run, detail } = change {
+                batch.results[i] = Ok(Applied::Done);
+                batch.events.push(
+                    i,
+                    run,
+                    NewEvent::run(EventKind::BudgetWarning, json!({ "detail": detail })),
+                );
+                continue;
+            }
             let Change::Usage {
                 records: r,
                 progress,
