@@ -37,6 +37,8 @@ pub struct EngineOptions {
     pub agents: crate::agents::AgentOptions,
     /// The guards a deliverable's diff passes before it is promoted.
     pub review: kamachiq_review::Options,
+    /// Most disk the worktrees under the home may use before no new one is made.
+    pub max_workspace_bytes: Option<u64>,
 }
 
 impl EngineOptions {
@@ -50,6 +52,7 @@ impl EngineOptions {
             requeue: crate::requeue::RequeueOptions::default(),
             agents: crate::agents::AgentOptions::default(),
             review: kamachiq_review::Options::default(),
+            max_workspace_bytes: None,
         }
     }
 }
@@ -158,6 +161,8 @@ pub(crate) struct Inner {
     pub gate: crate::gate::Gate,
     /// The review guards, compiled once.
     pub review: kamachiq_review::Guards,
+    /// The worktrees' disk use, measured now and then.
+    pub disk: crate::disk::Meter,
     /// Runs this engine is driving right now. A lease held in this engine's name by a run it
     /// does not drive (submitted, not driven yet) is no sign of life.
     pub driving: std::sync::Mutex<std::collections::HashSet<RunId>>,
@@ -189,6 +194,7 @@ impl Engine {
                 requeue_due: tokio::sync::Notify::new(),
                 gate,
                 review,
+                disk: crate::disk::Meter::default(),
 
                 driving: std::sync::Mutex::new(std::collections::HashSet::new()),
                 writer_done: std::sync::Mutex::new(Some(writer_done)),

@@ -107,6 +107,9 @@ pub enum Command {
     /// The audit trail of operator actions: list it, or verify its hash chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The runs' worktrees under the home: their disk use, and pruning those of finished runs.
+    #[command(subcommand)]
+    Workspaces(WorkspacesCommand),
     /// Figures from the local store: what agents spent, by run, deliverable, model or day.
     #[command(subcommand)]
     Metrics(MetricsCommand),
@@ -382,6 +385,23 @@ pub enum RequeueCommand {
         /// Return once resolved instead of driving the run.
         #[arg(long)]
         no_wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspacesCommand {
+    /// Each run's worktrees and their disk use, with the total and the limit.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Removes the worktrees of finished runs (their branches are kept): those that finished
+    /// more than --older-than ago (default: any finished run).
+    Prune {
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
         #[arg(long)]
         json: bool,
     },

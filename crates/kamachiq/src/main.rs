@@ -165,6 +165,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Requeue(command) => commands::requeue::requeue(&config, command).await,
         Command::Audit(command) => commands::audit::audit(&config, command).await,
         Command::Metrics(command) => commands::metrics::metrics(&config, command).await,
+        Command::Workspaces(command) => commands::workspaces::workspaces(&config, command).await,
         Command::Bench(args) => commands::bench::bench(&config, args).await,
         Command::Config(ConfigCommand::Validate) => Ok(commands::config::validate(&config)),
         Command::Config(ConfigCommand::Example) => Ok(commands::config::print_example()),

@@ -741,6 +741,24 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
         return Ok(TaskEnd::Crashed);
     }
 
+    if let Some(max) = inner.options.max_workspace_bytes {
+        let dir = inner.options.home.join("worktrees");
+        let used = inner.disk.usage(&dir).await?;
+        if used >= max {
+            let reason = Reason::new(
+                ReasonCode::WorkspaceError,
+                format!(
+                    "the worktrees under {} use {}, at or over engine.max_workspace_disk ({}): \
+                     free space with `kamachiq workspaces prune`, then `kamachiq resume {} --retry-failed`",
+                    dir.display(),
+                    crate::disk::bytes(used),
+                    crate::disk::bytes(max),
+                    run
+                ),
+            );
+            return fail(shared, lease, reason).await;
+        }
+    }
     let worktree = match shared.workspaces.prepare(id).await {
         Ok(path) => path,
         Err(e) => {

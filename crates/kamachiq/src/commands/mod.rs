@@ -20,6 +20,7 @@ pub mod sandbox;
 pub mod serve;
 pub mod tenant;
 pub mod token;
+pub mod workspaces;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -78,6 +79,7 @@ pub fn engine(config: &Config, store: Store) -> anyhow::Result<Engine> {
     };
     options.agents = config.agents.clone();
     options.review = config.review.clone();
+    options.max_workspace_bytes = config.max_workspace_bytes;
     let runner = ProcessRunner {
         kill_grace: config.kill_grace,
         ..ProcessRunner::default()

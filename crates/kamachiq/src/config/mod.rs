@@ -62,6 +62,7 @@ pub struct RawEngine {
     pub lease_ttl: Option<String>,
     pub heartbeat: Option<String>,
     pub kill_grace: Option<String>,
+    pub max_workspace_disk: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -83,6 +84,10 @@ impl Raw {
                 lease_ttl: over.engine.lease_ttl.or(self.engine.lease_ttl),
                 heartbeat: over.engine.heartbeat.or(self.engine.heartbeat),
                 kill_grace: over.engine.kill_grace.or(self.engine.kill_grace),
+                max_workspace_disk: over
+                    .engine
+                    .max_workspace_disk
+                    .or(self.engine.max_workspace_disk),
             },
             git: RawGit {
                 author_name: over.git.author_name.or(self.git.author_name),
@@ -118,6 +123,8 @@ pub struct Config {
     pub lease_ttl: Duration,
     pub heartbeat: Duration,
     pub kill_grace: Duration,
+    /// Most disk the worktrees may use before no new one is made (`None`: no limit).
+    pub max_workspace_bytes: Option<u64>,
     pub author_name: String,
     pub author_email: String,
     /// Where `kamachiq serve` listens.
@@ -180,7 +187,7 @@ impl Config {
 }
 
 /// The environment variables kamachiq reads, with the key each sets.
-const ENV_KEYS: [(&str, &str); 16] = [
+const ENV_KEYS: [(&str, &str); 17] = [
     ("KAMACHIQ_HOME", "home"),
     ("KAMACHIQ_DATABASE_URL", "database_url"),
     ("KAMACHIQ_CONCURRENCY", "concurrency"),
@@ -188,6 +195,10 @@ const ENV_KEYS: [(&str, &str); 16] = [
     ("KAMACHIQ_ENGINE_LEASE_TTL", "engine.lease_ttl"),
     ("KAMACHIQ_ENGINE_HEARTBEAT", "engine.heartbeat"),
     ("KAMACHIQ_ENGINE_KILL_GRACE", "engine.kill_grace"),
+    (
+        "KAMACHIQ_ENGINE_MAX_WORKSPACE_DISK",
+        "engine.max_workspace_disk",
+    ),
     ("KAMACHIQ_GIT_AUTHOR_NAME", "git.author_name"),
     ("KAMACHIQ_GIT_AUTHOR_EMAIL", "git.author_email"),
     ("KAMACHIQ_SERVER_LISTEN", "server.listen"),
@@ -299,6 +310,7 @@ fn from_env(value: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Raw> {
             lease_ttl: value("KAMACHIQ_ENGINE_LEASE_TTL"),
             heartbeat: value("KAMACHIQ_ENGINE_HEARTBEAT"),
             kill_grace: value("KAMACHIQ_ENGINE_KILL_GRACE"),
+            max_workspace_disk: value("KAMACHIQ_ENGINE_MAX_WORKSPACE_DISK"),
         },
         git: RawGit {
             author_name: value("KAMACHIQ_GIT_AUTHOR_NAME"),
@@ -404,6 +416,18 @@ fn validate(
         raw.engine.kill_grace.as_deref(),
         Duration::from_secs(5),
     )?;
+    let max_workspace_bytes = raw
+        .engine
+        .max_workspace_disk
+        .as_deref()
+        .map(|text| {
+            parse_size(text).map_err(|why| {
+                InvalidInput::new(format!(
+                    "engine.max_workspace_disk: `{text}` {why} (write e.g. `20GiB`, `500MB`)"
+                ))
+            })
+        })
+        .transpose()?;
     let listen_text = raw.server.listen.as_deref().unwrap_or("127.0.0.1:8200");
     let listen = listen_text.trim().parse().map_err(|_| {
         InvalidInput::new(format!(
@@ -457,6 +481,7 @@ fn validate(
         lease_ttl,
         heartbeat,
         kill_grace,
+        max_workspace_bytes,
         author_name: raw.git.author_name.unwrap_or_else(|| "kamachiq".to_owned()),
         author_email: raw
             .git
@@ -478,6 +503,34 @@ fn validate(
         },
         sources,
     })
+}
+
+/// A size: a number of bytes with an optional unit (`B`, `KB`/`KiB`, `MB`/`MiB`, `GB`/`GiB`,
+/// `TB`/`TiB`; K, M, G and T alone are binary).
+fn parse_size(text: &str) -> Result<u64, &'static str> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| "is not a size")?;
+    let multiplier: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err("has a unit kamachiq does not know"),
+    };
+    let bytes = number * multiplier;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err("is out of range");
+    }
+    Ok(bytes as u64)
 }
 
 /// The commented example configuration (`kamachiq config example`; committed as
@@ -525,6 +578,10 @@ pub fn example() -> String {
         (
             "Between SIGTERM and SIGKILL when a step is stopped. (KAMACHIQ_ENGINE_KILL_GRACE)",
             "kill_grace = \"5s\"",
+        ),
+        (
+            "Most disk the worktrees under the home may use; past it no new worktree is made (`kamachiq workspaces prune` frees space). Unset: no limit. (KAMACHIQ_ENGINE_MAX_WORKSPACE_DISK)",
+            "# max_workspace_disk = \"20GiB\"",
         ),
     ] {
         out.push_str(&format!("# {comment}\n{line}\n\n"));
@@ -732,6 +789,17 @@ mod tests {
                 .to_string();
             assert!(err.starts_with(expected), "{err}");
         }
+    }
+
+    #[test]
+    fn sizes_take_decimal_and_binary_units() {
+        assert_eq!(parse_size("20GiB"), Ok(20 * 1024 * 1024 * 1024));
+        assert_eq!(parse_size("500 MB"), Ok(500_000_000));
+        assert_eq!(parse_size("1.5G"), Ok(1_610_612_736));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("10 XB").is_err());
+        assert!(parse_size("0").is_err());
     }
 
     #[test]

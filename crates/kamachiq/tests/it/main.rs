@@ -11,3 +11,4 @@ mod sandbox;
 mod serve;
 mod stop;
 mod support;
+mod workspaces;
