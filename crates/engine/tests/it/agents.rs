@@ -54,6 +54,21 @@ fn claude_that_works(dir: &Path) -> PathBuf {
     fake(dir, "claude", &script)
 }
 
+/// An engine whose `agent` is the fake at `program`, with `adjust` for anything else.
+fn engine_with_agent(
+    h: &Harness,
+    agent: &str,
+    program: &Path,
+    adjust: impl FnOnce(&mut kamachiq_engine::EngineOptions),
+) -> kamachiq_engine::Engine {
+    h.engine_with(|o| {
+        o.agents
+            .programs
+            .insert(agent.into(), program.to_string_lossy().into_owned());
+        adjust(o);
+    })
+}
+
 fn tenant() -> TenantId {
     TenantId::parse("tenant-a").unwrap()
 }
@@ -73,11 +88,7 @@ async fn a_claude_step_books_its_usage_and_its_work_is_merged() {
     let h = Harness::new().await;
     let bin = tempfile::tempdir().unwrap();
     let claude = claude_that_works(bin.path());
-    let engine = h.engine_with(|o| {
-        o.agents
-            .programs
-            .insert("claude".into(), claude.to_string_lossy().into_owned());
-    });
+    let engine = engine_with_agent(&h, "claude", &claude, |_| {});
     let target = repo();
     let resolved = kamachiq_engine::Target::resolve(target.path(), Some("main"))
         .await
@@ -167,11 +178,7 @@ async fn an_agent_over_its_budget_is_stopped_mid_stream_and_nothing_is_promoted(
     let h = Harness::new().await;
     let bin = tempfile::tempdir().unwrap();
     let claude = claude_that_overruns(bin.path());
-    let engine = h.engine_with(|o| {
-        o.agents
-            .programs
-            .insert("claude".into(), claude.to_string_lossy().into_owned());
-    });
+    let engine = engine_with_agent(&h, "claude", &claude, |_| {});
     let target = repo();
     let before = git(target.path(), &["rev-parse", "main"]);
     let resolved = kamachiq_engine::Target::resolve(target.path(), Some("main"))
@@ -242,10 +249,7 @@ async fn a_silent_agent_is_stopped_as_stalled() {
         "claude",
         &format!("echo '{CLAUDE_INIT}'\nsleep 30\n"),
     );
-    let engine = h.engine_with(|o| {
-        o.agents
-            .programs
-            .insert("claude".into(), claude.to_string_lossy().into_owned());
+    let engine = engine_with_agent(&h, "claude", &claude, |o| {
         o.agents.stall = Duration::from_millis(700);
     });
     let run = engine.submit(plan(ONE_STEP), None, 1).await.unwrap();
@@ -274,10 +278,7 @@ async fn an_agent_repeating_itself_is_stopped_as_looping() {
             "echo '{CLAUDE_INIT}'\ni=0\nwhile [ $i -lt 500 ]; do i=$((i+1)); echo '{same}' | sed \"s/msg_\\$i/m$i/\"; done\nsleep 5\n"
         ),
     );
-    let engine = h.engine_with(|o| {
-        o.agents
-            .programs
-            .insert("claude".into(), claude.to_string_lossy().into_owned());
+    let engine = engine_with_agent(&h, "claude", &claude, |o| {
         o.agents.repeat_threshold = 10;
     });
     let run = engine.submit(plan(ONE_STEP), None, 1).await.unwrap();
@@ -298,11 +299,7 @@ async fn an_agent_that_reports_an_error_fails_its_step_even_when_it_exits_0() {
             r#"{"type":"result","subtype":"error_max_turns","is_error":true,"result":"reached the turn limit","total_cost_usd":0.01,"usage":{"input_tokens":10,"output_tokens":5}}"#
         ),
     );
-    let engine = h.engine_with(|o| {
-        o.agents
-            .programs
-            .insert("claude".into(), claude.to_string_lossy().into_owned());
-    });
+    let engine = engine_with_agent(&h, "claude", &claude, |_| {});
     let run = engine.submit(plan(ONE_STEP), None, 1).await.unwrap();
     engine.drive(&run, CancellationToken::new()).await.unwrap();
     let attempt = &h.attempts(&run).await[0];
@@ -326,10 +323,7 @@ async fn a_persona_names_the_agent_and_model_and_codex_usage_is_booked() {
         ]
         .join("\n"),
     );
-    let engine = h.engine_with(|o| {
-        o.agents
-            .programs
-            .insert("codex".into(), codex.to_string_lossy().into_owned());
+    let engine = engine_with_agent(&h, "codex", &codex, |o| {
         o.agents.personas.insert(
             "developer_backend.v2".into(),
             Persona {
@@ -408,11 +402,7 @@ async fn a_tenant_over_its_daily_budget_has_its_agent_steps_held_back() {
         .unwrap();
     let bin = tempfile::tempdir().unwrap();
     let claude = claude_that_works(bin.path());
-    let engine = h.engine_with(|o| {
-        o.agents
-            .programs
-            .insert("claude".into(), claude.to_string_lossy().into_owned());
-    });
+    let engine = engine_with_agent(&h, "claude", &claude, |_| {});
     // The first run spends 3,600 tokens of a 3,000 day: its step is stopped at the cap.
     let first = engine.submit(plan(ONE_STEP), None, 1).await.unwrap();
     engine

@@ -4,13 +4,13 @@
 use axum::Json;
 use axum::extract::State;
 use kamachiq_api::{CostParams, CostRowView, CostView, Problem};
-use kamachiq_domain::{RunId, Timestamp};
+use kamachiq_domain::Timestamp;
 use kamachiq_store::{SpendBy, SpendQuery, SpendRow};
 
 use crate::auth::{Authorized, Read};
 use crate::error::ApiError;
 use crate::extract::Query;
-use crate::routes::own_tenant;
+use crate::routes::{own_tenant, run_param};
 use crate::state::AppState;
 
 /// What `by` means, or why it means nothing.
@@ -81,12 +81,7 @@ pub async fn cost(
             "a token sees its own tenant only; group by run, deliverable, model or day".into(),
         ));
     }
-    let run = params
-        .run
-        .as_deref()
-        .map(RunId::parse)
-        .transpose()
-        .map_err(|e| bad("run", e.to_string()))?;
+    let run = run_param("run", params.run.as_deref())?;
     let since = params
         .since
         .as_deref()

@@ -84,3 +84,27 @@ pub fn own_tenant(caller: &Caller, named: Option<&str>) -> Result<TenantId, ApiE
         }),
     }
 }
+
+/// A `limit` query parameter: `default` when absent, else between 1 and `max`.
+pub fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(
+            "invalid_query",
+            Some("limit".to_owned()),
+            format!("limit must be between 1 and {max} (got {n})"),
+        )),
+    }
+}
+
+/// A run id given as the query parameter `field`, if given.
+pub fn run_param(field: &str, value: Option<&str>) -> Result<Option<RunId>, ApiError> {
+    value
+        .map(|id| {
+            RunId::parse(id).map_err(|e| {
+                ApiError::bad_request("invalid_query", Some(field.to_owned()), e.to_string())
+            })
+        })
+        .transpose()
+}

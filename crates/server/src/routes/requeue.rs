@@ -7,14 +7,13 @@ use kamachiq_api::{
     DecisionView, PolicyReasonView, Problem, RequeueEntryView, RequeuePage, RequeueParams,
     ResolveRequest, ResolveView,
 };
-use kamachiq_domain::RunId;
 use kamachiq_engine::Resolved;
 use kamachiq_store::{RequeueEntry, RequeueQuery};
 
 use crate::auth::{Authorized, Operate, Read};
 use crate::error::ApiError;
 use crate::extract::{OptionalJson, Query};
-use crate::routes::own_tenant;
+use crate::routes::{own_tenant, page_limit, run_param};
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: u32 = 100;
@@ -101,23 +100,8 @@ pub async fn list(
     Query(params): Query<RequeueParams>,
 ) -> Result<Json<RequeuePage>, ApiError> {
     let tenant = own_tenant(&auth.caller, params.tenant_id.as_deref())?;
-    let limit = match params.limit {
-        None => DEFAULT_LIMIT,
-        Some(n @ 1..=MAX_LIMIT) => n,
-        Some(n) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                Some("limit".to_owned()),
-                format!("limit must be between 1 and {MAX_LIMIT} (got {n})"),
-            ));
-        }
-    };
-    let run = match &params.run {
-        None => None,
-        Some(id) => Some(RunId::parse(id.as_str()).map_err(|e| {
-            ApiError::bad_request("invalid_query", Some("run".to_owned()), e.to_string())
-        })?),
-    };
+    let limit = page_limit(params.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let run = run_param("run", params.run.as_deref())?;
     let entries = state
         .engine()
         .store()

@@ -16,7 +16,7 @@ use kamachiq_store::RunQuery;
 use crate::auth::{Authorized, Operate, Read};
 use crate::error::ApiError;
 use crate::extract::{OptionalJson, Query};
-use crate::routes::{own_run, own_tenant};
+use crate::routes::{own_run, own_tenant, page_limit, run_param};
 use crate::state::AppState;
 
 /// Runs listed per page when the request names no limit.
@@ -49,23 +49,8 @@ pub async fn page(
     params: &RunsParams,
 ) -> Result<RunPage, ApiError> {
     let tenant = own_tenant(caller, params.tenant_id.as_deref())?;
-    let limit = match params.limit {
-        None => DEFAULT_PAGE,
-        Some(n @ 1..=MAX_PAGE) => n,
-        Some(n) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                Some("limit".to_owned()),
-                format!("limit must be between 1 and {MAX_PAGE} (got {n})"),
-            ));
-        }
-    };
-    let before = match &params.before {
-        None => None,
-        Some(id) => Some(RunId::parse(id.as_str()).map_err(|e| {
-            ApiError::bad_request("invalid_query", Some("before".to_owned()), e.to_string())
-        })?),
-    };
+    let limit = page_limit(params.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let before = run_param("before", params.before.as_deref())?;
     let runs = state
         .engine()
         .store()
