@@ -76,6 +76,8 @@ contract_tests!(
     rollback_points_list_newest_first_and_filter,
     a_rollback_is_recorded_once_with_its_audit_record_and_event,
     cleanup_forgets_old_points_and_their_rollbacks_only,
+    the_emergency_stop_and_pauses_are_seen_by_every_reader,
+    usage_is_summed_by_run_deliverable_model_and_day,
 );
 
 /// The audit trail refuses edits, and an edit made behind the store's back (its guard

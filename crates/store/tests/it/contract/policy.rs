@@ -519,3 +519,155 @@ pub async fn the_audit_trail_chains_every_record(store: Store) {
     let rest = store.audit_records(None, trail[0].seq, 10).await.unwrap();
     assert_eq!(rest.len(), 2);
 }
+
+pub async fn the_emergency_stop_and_pauses_are_seen_by_every_reader(store: Store) {
+    assert_eq!(store.emergency_stop().await.unwrap(), None);
+    let (stop, changed) = store.stop_all("alice", "drill", t(1)).await.unwrap();
+    assert!(changed);
+    assert_eq!(
+        (stop.by.as_str(), stop.reason.as_str(), stop.at),
+        ("alice", "drill", t(1))
+    );
+    // A second stop changes nothing and reports the first.
+    let (again, changed) = store.stop_all("bob", "again", t(2)).await.unwrap();
+    assert!(!changed);
+    assert_eq!(again, stop);
+    let run = create(&store, plan("tenant-a", &[("api", &[])])).await;
+    let control = store.run_control(&run).await.unwrap();
+    assert!(control.stopped && !control.paused);
+    assert_eq!(store.running_runs().await.unwrap(), [run.clone()]);
+
+    let lifted = store.resume_all("carol", t(3)).await.unwrap();
+    assert_eq!(lifted, Some(stop));
+    assert_eq!(store.resume_all("carol", t(4)).await.unwrap(), None);
+    assert!(!store.run_control(&run).await.unwrap().stopped);
+
+    // A paused run is left alone by schedulers until it is unpaused.
+    assert!(store.set_paused(&run, true, "dave", t(5)).await.unwrap());
+    assert!(
+        !store.set_paused(&run, true, "dave", t(6)).await.unwrap(),
+        "paused already"
+    );
+    assert!(store.run_control(&run).await.unwrap().paused);
+    assert!(
+        store
+            .runs_awaiting_driver(t(100), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.set_paused(&run, false, "dave", t(7)).await.unwrap());
+    assert_eq!(
+        store.runs_awaiting_driver(t(100), 10).await.unwrap(),
+        [run.clone()]
+    );
+    let kinds: Vec<EventKind> = store
+        .events_after(
+            0,
+            &EventFilter {
+                run: Some(run),
+                tenant: None,
+            },
+            100,
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::RunStarted,
+            EventKind::RunPaused,
+            EventKind::RunUnpaused
+        ]
+    );
+    let trail: Vec<String> = store
+        .audit_records(None, 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} by {}", r.action, r.actor))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            "emergency_stop by alice",
+            "resume_all by carol",
+            "run_paused by dave",
+            "run_unpaused by dave"
+        ]
+    );
+}
+
+pub async fn usage_is_summed_by_run_deliverable_model_and_day(store: Store) {
+    use kamachiq_store::{SpendBy, SpendQuery, UsageRecord};
+    let run = create(&store, plan("tenant-a", &[("api", &[]), ("docs", &[])])).await;
+    let record = |deliverable: &str, model: &str, tokens: u64, cost: i64, at: i64| UsageRecord {
+        tenant: tenant("tenant-a"),
+        run: run.clone(),
+        deliverable: did(deliverable),
+        step: "dev".into(),
+        step_attempt: 1,
+        agent: "claude".into(),
+        model: model.into(),
+        input_tokens: tokens,
+        output_tokens: 10,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        cost_micro_usd: cost,
+        at: t(at),
+    };
+    store
+        .apply(
+            t(1),
+            &[Change::Usage {
+                records: vec![
+                    record("api", "sonnet", 990, 3_000, 1),
+                    record("api", "sonnet", 490, 1_000, 2),
+                    record("docs", "haiku", 90, 100, 86_400),
+                ],
+                progress: None,
+            }],
+        )
+        .await
+        .unwrap();
+    let spend = store.run_spend(&run).await.unwrap();
+    assert_eq!(
+        (spend.total.tokens, spend.total.cost_micro_usd),
+        (1600, 4_100)
+    );
+    assert_eq!(spend.deliverables.len(), 2);
+    assert_eq!(spend.deliverables[0].1.tokens, 1500);
+    let day = kamachiq_store::day_of(t(1));
+    assert_eq!(
+        store
+            .tenant_day_spend(&tenant("tenant-a"), &day)
+            .await
+            .unwrap()
+            .tokens,
+        1500
+    );
+    let by = |by| SpendQuery {
+        tenant: Some(tenant("tenant-a")),
+        run: None,
+        since: None,
+        by,
+    };
+    let models = store.spend(&by(SpendBy::Model)).await.unwrap();
+    let models: Vec<(&str, u64, i64)> = models
+        .iter()
+        .map(|r| (r.key.as_str(), r.tokens, r.cost_micro_usd))
+        .collect();
+    assert_eq!(models, [("sonnet", 1500, 4_000), ("haiku", 100, 100)]);
+    assert_eq!(store.spend(&by(SpendBy::Day)).await.unwrap().len(), 2);
+    let deliverables = store.spend(&by(SpendBy::Deliverable)).await.unwrap();
+    assert_eq!(deliverables[0].key, format!("{run}/api"));
+    assert_eq!(deliverables[0].steps, 1, "one step attempt reported twice");
+    let since = SpendQuery {
+        since: Some(t(3)),
+        ..by(SpendBy::Model)
+    };
+    assert_eq!(store.spend(&since).await.unwrap()[0].key, "haiku");
+}
