@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kamachiq_domain::{DeliverableId, Event};
+use kamachiq_domain::{DeliverableId, Event, RunId};
 use kamachiq_store::{Applied, Change, Rejected, Store};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -96,10 +96,23 @@ async fn write_loop(
 ) {
     let mut requests: Vec<Request> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut requests, MAX_BATCH).await > 0 {
-        let changes: Vec<Change> = requests
-            .iter()
-            .flat_map(|r| r.changes.iter().cloned())
-            .collect();
+        // The changes are moved out of their requests (some are large: decisions carry their
+        // input), remembering for each the run whose driver its readiness goes to.
+        let mut changes: Vec<Change> = Vec::new();
+        let mut routes: Vec<Vec<Option<RunId>>> = Vec::with_capacity(requests.len());
+        for request in &mut requests {
+            let taken = std::mem::take(&mut request.changes);
+            let keys = taken
+                .iter()
+                .map(|change| match change {
+                    Change::Succeeded { lease, .. } => Some(lease.run.clone()),
+                    Change::StepFinished(end) => Some(end.lease.run.clone()),
+                    _ => None,
+                })
+                .collect();
+            routes.push(keys);
+            changes.extend(taken);
+        }
         let began = std::time::Instant::now();
         let mut applied = store.apply(clock.now(), &changes).await;
         tracing::debug!(
@@ -121,20 +134,16 @@ async fn write_loop(
             Ok(outcome) => {
                 let mut ready = kamachiq_store::by_run(&outcome.ready);
                 let mut results = outcome.results.into_iter();
-                for request in requests.drain(..) {
-                    let committed = request
-                        .changes
-                        .iter()
+                for (request, keys) in requests.drain(..).zip(routes) {
+                    let committed = keys
+                        .into_iter()
                         .zip(results.by_ref())
-                        .map(|(change, result)| {
+                        .map(|(run, result)| {
                             // Only successes make deliverables ready; the first accepted
                             // success of a run in the batch carries them all to its driver.
-                            let ready = match (change, &result) {
-                                (Change::Succeeded { lease, .. }, Ok(Applied::Succeeded)) => {
-                                    ready.remove(&lease.run).unwrap_or_default()
-                                }
-                                (Change::StepFinished(end), Ok(Applied::Succeeded)) => {
-                                    ready.remove(&end.lease.run).unwrap_or_default()
+                            let ready = match (run, &result) {
+                                (Some(run), Ok(Applied::Succeeded)) => {
+                                    ready.remove(&run).unwrap_or_default()
                                 }
                                 _ => Vec::new(),
                             };

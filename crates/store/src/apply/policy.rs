@@ -5,7 +5,7 @@
 use kamachiq_domain::event::NewEvent;
 use kamachiq_domain::{DeliverableId, EventKind, RunId};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::{Any, Transaction};
 
 use super::{Batch, json_array};
@@ -206,10 +206,17 @@ impl Store {
             action: &'static str,
             verdict: &'static str,
             policy_version: Option<u32>,
-            decision: Value,
-            input: Value,
+            /// Written as they serialise, without building a JSON tree first: a batch holds
+            /// hundreds of decisions.
+            decision: Box<serde_json::value::RawValue>,
+            input: Box<serde_json::value::RawValue>,
             at: i64,
         }
+        let raw = |what: &str, value: Result<String, serde_json::Error>| {
+            value
+                .and_then(serde_json::value::RawValue::from_string)
+                .map_err(|e| Error::Corrupt(format!("cannot encode a decision's {what}: {e}")))
+        };
         let mut rows = Vec::new();
         for (i, change) in batch.changes.iter().enumerate() {
             let Change::Decided(record) = change else {
@@ -223,10 +230,8 @@ impl Store {
                 action: record.input.action.as_str(),
                 verdict: verdict_name(record.decision.verdict),
                 policy_version: record.decision.policy_version,
-                decision: serde_json::to_value(&record.decision)
-                    .map_err(|e| Error::Corrupt(format!("cannot encode a decision: {e}")))?,
-                input: serde_json::to_value(&record.input)
-                    .map_err(|e| Error::Corrupt(format!("cannot encode a decision input: {e}")))?,
+                decision: raw("decision", serde_json::to_string(&record.decision))?,
+                input: raw("input", serde_json::to_string(&record.input))?,
                 at: record.at.as_millis(),
             });
             batch.results[i] = Ok(Applied::Done);
