@@ -535,7 +535,10 @@ pub async fn the_emergency_stop_and_pauses_are_seen_by_every_reader(store: Store
     let run = create(&store, plan("tenant-a", &[("api", &[])])).await;
     let control = store.run_control(&run).await.unwrap();
     assert!(control.stopped && !control.paused);
-    assert_eq!(store.running_runs().await.unwrap(), [run.clone()]);
+    assert_eq!(
+        store.running_runs().await.unwrap(),
+        std::slice::from_ref(&run)
+    );
 
     let lifted = store.resume_all("carol", t(3)).await.unwrap();
     assert_eq!(lifted, Some(stop));
@@ -559,7 +562,7 @@ pub async fn the_emergency_stop_and_pauses_are_seen_by_every_reader(store: Store
     assert!(store.set_paused(&run, false, "dave", t(7)).await.unwrap());
     assert_eq!(
         store.runs_awaiting_driver(t(100), 10).await.unwrap(),
-        [run.clone()]
+        std::slice::from_ref(&run)
     );
     let kinds: Vec<EventKind> = store
         .events_after(
