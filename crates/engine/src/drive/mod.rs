@@ -674,11 +674,13 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
     // committed with the claim, or with the block.
     let mut decided = Vec::new();
     if kind == ClaimKind::Ready {
-        let judged = Box::pin(shared.decide(deliverable, policy::Action::Provision, None)).await?;
+        let judged = shared
+            .decide(deliverable, policy::Action::Provision, None)
+            .await?;
         let proceeds = judged.proceeds(waiver);
         decided.push(judged);
         if !proceeds {
-            return Box::pin(block(shared, id, None, decided)).await;
+            return block(shared, id, None, decided).await;
         }
     }
     let first = step_ref(deliverable, work.next_step);
@@ -687,14 +689,15 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
         .steps
         .get(usize::try_from(work.next_step).unwrap_or(usize::MAX))
     {
-        let judged =
-            Box::pin(shared.decide(deliverable, policy::Action::RunStep, Some(step))).await?;
+        let judged = shared
+            .decide(deliverable, policy::Action::RunStep, Some(step))
+            .await?;
         if judged.proceeds(waiver) {
             start.clone_from(&first);
             decided.push(judged);
         } else if kind == ClaimKind::Ready {
             decided.push(judged);
-            return Box::pin(block(shared, id, None, decided)).await;
+            return block(shared, id, None, decided).await;
         } else {
             // Taken over: claimed without starting the step, then held back at that claim.
             decided.push(judged);
@@ -727,7 +730,7 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
         return Ok(TaskEnd::NotHeld);
     };
     if held_back {
-        return Box::pin(block(shared, id, Some(attempt), decided)).await;
+        return block(shared, id, Some(attempt), decided).await;
     }
     let lease = LeaseKey {
         run: run.clone(),
@@ -794,9 +797,9 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
             started: started.take(),
             then,
         };
-        match Box::pin(run_step(shared, work)).await? {
+        match run_step(shared, work).await? {
             StepResult::HeldBack(judged) => {
-                return Box::pin(block(shared, id, Some(lease.attempt), vec![*judged])).await;
+                return block(shared, id, Some(lease.attempt), vec![*judged]).await;
             }
             StepResult::Passed(Next::Started(step_attempt)) => started = Some(step_attempt),
             StepResult::Passed(Next::Nothing) => {}
@@ -835,10 +838,11 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
             return fail(shared, lease, reason).await;
         }
     };
-    let merge_decision =
-        Box::pin(shared.decide_with(deliverable, policy::Action::Merge, None, diff)).await?;
+    let merge_decision = shared
+        .decide_with(deliverable, policy::Action::Merge, None, diff)
+        .await?;
     if !merge_decision.proceeds(waiver) {
-        return Box::pin(block(shared, id, Some(lease.attempt), vec![merge_decision])).await;
+        return block(shared, id, Some(lease.attempt), vec![merge_decision]).await;
     }
     let merge = match shared.workspaces.merge(id).await {
         Ok(MergeOutcome::Merged { before, commit }) => Some(Merge {
@@ -983,9 +987,9 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
             Some(attempt) => attempt,
             None => {
                 // Every attempt is an action: a retry may find its budget gone.
-                let judged =
-                    Box::pin(shared.decide(deliverable, policy::Action::RunStep, Some(step)))
-                        .await?;
+                let judged = shared
+                    .decide(deliverable, policy::Action::RunStep, Some(step))
+                    .await?;
                 if !judged.proceeds(waiver) {
                     return Ok(StepResult::HeldBack(Box::new(judged)));
                 }
@@ -1032,7 +1036,7 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
             step_attempt,
             worktree,
         };
-        let prepared = Box::pin(launch::prepare(shared, &attempt)).await?;
+        let prepared = launch::prepare(shared, &attempt).await?;
         let agent = prepared.as_ref().ok().and_then(|l| l.agent.clone());
         if agent.is_some() {
             let agents = &inner.options.agents;
@@ -1051,7 +1055,7 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
         }
         let began = Instant::now();
         let mut outcome = match prepared {
-            Ok(launch) => Box::pin(launch::run(shared, launch)).await?,
+            Ok(launch) => launch::run(shared, launch).await?,
             Err(reason) => StepOutcome {
                 output: format!("[kamachiq] {}\n", reason.detail),
                 output_bytes: 0,
@@ -1135,8 +1139,9 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
             let next_step = usize::try_from(next.index)
                 .ok()
                 .and_then(|i| deliverable.steps.get(i));
-            let judged =
-                Box::pin(shared.decide(deliverable, policy::Action::RunStep, next_step)).await?;
+            let judged = shared
+                .decide(deliverable, policy::Action::RunStep, next_step)
+                .await?;
             if judged.proceeds(waiver) {
                 next_decision = Some(Change::Decided(Box::new(judged.record)));
             } else {
