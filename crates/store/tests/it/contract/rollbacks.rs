@@ -131,6 +131,7 @@ pub async fn a_rollback_is_recorded_once_with_its_audit_record_and_event(store: 
         revert_commit: "ccc333".into(),
         by: "local:alice".into(),
         at: t(10),
+        duration_ms: 250,
     };
     let event = store.record_rollback(&new).await.unwrap();
     assert_eq!(event.kind, EventKind::DeliverableRolledBack);
@@ -225,6 +226,7 @@ pub async fn cleanup_forgets_old_points_and_their_rollbacks_only(store: Store) {
             revert_commit: "fff999".into(),
             by: "local:alice".into(),
             at: t(9),
+            duration_ms: 250,
         })
         .await
         .unwrap();
