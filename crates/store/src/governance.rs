@@ -279,9 +279,9 @@ impl Store {
         self.bump_governance(&mut tx, tenant, at).await?;
         let inserted = sqlx::query(self.sql.insert_rules.sql())
             .bind(tenant.as_str())
-            .bind(crate::apply::json_array(&rule_rows(std::slice::from_ref(
-                rule,
-            ))?)?)
+            .bind(crate::apply::json_array(&rule_rows(
+                std::slice::from_ref(rule),
+            )?)?)
             .fetch_optional(&mut *tx)
             .await?;
         if inserted.is_none() {

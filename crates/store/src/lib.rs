@@ -37,7 +37,8 @@ mod usage;
 pub use actions::{NewAction, StoredAction};
 pub use analytics::{Load, RunCounts, Summary};
 pub use approvals::{
-    Approval, ApprovalDecisions, ApprovalStatus, Evidence, NewApproval, StepEvidence, approval_scope,
+    Approval, ApprovalDecisions, ApprovalStatus, Evidence, NewApproval, StepEvidence,
+    approval_scope,
 };
 pub use audit::{AuditCheck, AuditEntry, AuditRecord};
 pub use change::{

@@ -313,9 +313,8 @@ fn report(row: &AnyRow) -> Result<StoredReport, Error> {
 
 fn proposal(row: &AnyRow) -> Result<StoredProposal, Error> {
     let id = text(row, "id")?;
-    let corrupt = |what: &str, e: serde_json::Error| {
-        Error::Corrupt(format!("{what} of proposal {id}: {e}"))
-    };
+    let corrupt =
+        |what: &str, e: serde_json::Error| Error::Corrupt(format!("{what} of proposal {id}: {e}"));
     let status = match text(row, "status")?.as_str() {
         "pending" => ProposalStatus::Pending,
         "approved" => ProposalStatus::Approved,

@@ -115,10 +115,10 @@ impl Store {
                     by,
                     comment,
                 } => {
-                    if self
+                    let decided = self
                         .decide_approval(tx, batch, i, id, *status, by, comment.as_deref())
-                        .await?
-                    {
+                        .await?;
+                    if decided {
                         batch.results[i] = Ok(Applied::Done);
                     }
                 }
@@ -242,7 +242,9 @@ impl Store {
             self.hold_requeue(tx, requeue, status, by, comment, batch.at)
                 .await?;
         }
-        let latency_ms = Timestamp::from_millis(batch.at).since(requested_at).as_millis();
+        let latency_ms = Timestamp::from_millis(batch.at)
+            .since(requested_at)
+            .as_millis();
         batch.events.push(
             change,
             &run,

@@ -102,17 +102,38 @@ pub async fn approving_a_request_lets_exactly_its_action_through(store: Store) {
     assert_eq!(open.len(), 1);
     let stored = &open[0];
     assert_eq!(
-        (stored.status, stored.requeue_id.as_deref(), stored.step.as_deref()),
+        (
+            stored.status,
+            stored.requeue_id.as_deref(),
+            stored.step.as_deref()
+        ),
         (ApprovalStatus::Pending, Some("rq-1"), Some("dev"))
     );
-    assert_eq!(stored.evidence, request("apr-1", None, &run, Action::RunStep).evidence);
-    assert_eq!(store.open_approval_of("rq-1").await.unwrap(), Some("apr-1".into()));
-    assert!(store.approvals(&tenant("tenant-b"), false, 10).await.unwrap().is_empty());
+    assert_eq!(
+        stored.evidence,
+        request("apr-1", None, &run, Action::RunStep).evidence
+    );
+    assert_eq!(
+        store.open_approval_of("rq-1").await.unwrap(),
+        Some("apr-1".into())
+    );
+    assert!(
+        store
+            .approvals(&tenant("tenant-b"), false, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let outcome = store
         .apply(
             t(5),
-            &[decide("apr-1", ApprovalStatus::Approved, "lead.ana", Some("looks fine"))],
+            &[decide(
+                "apr-1",
+                ApprovalStatus::Approved,
+                "lead.ana",
+                Some("looks fine"),
+            )],
         )
         .await
         .unwrap();
@@ -131,24 +152,48 @@ pub async fn approving_a_request_lets_exactly_its_action_through(store: Store) {
     assert_eq!(api.policy_override, None, "an approval is no override");
     let entry = store.requeue_entry("rq-1").await.unwrap().unwrap();
     assert_eq!(
-        (entry.resolution, entry.resolved_by.as_deref(), entry.justification.as_deref()),
-        (Some(Resolution::Approved), Some("lead.ana"), Some("looks fine"))
+        (
+            entry.resolution,
+            entry.resolved_by.as_deref(),
+            entry.justification.as_deref()
+        ),
+        (
+            Some(Resolution::Approved),
+            Some("lead.ana"),
+            Some("looks fine")
+        )
     );
     let decided = store.approval("apr-1").await.unwrap().unwrap();
     assert_eq!(
-        (decided.status, decided.decided_by.as_deref(), decided.decided_at),
+        (
+            decided.status,
+            decided.decided_by.as_deref(),
+            decided.decided_at
+        ),
         (ApprovalStatus::Approved, Some("lead.ana"), Some(t(5)))
     );
     assert_eq!(decided.comment.as_deref(), Some("looks fine"));
     // Decided once: a second decision changes nothing.
     assert_eq!(
-        one(&store, 6, decide("apr-1", ApprovalStatus::Denied, "bo", Some("no"))).await,
+        one(
+            &store,
+            6,
+            decide("apr-1", ApprovalStatus::Denied, "bo", Some("no"))
+        )
+        .await,
         Err(Rejected::NotApplicable)
     );
-    let trail = store.audit_records(Some(&tenant("tenant-a")), 0, 10).await.unwrap();
+    let trail = store
+        .audit_records(Some(&tenant("tenant-a")), 0, 10)
+        .await
+        .unwrap();
     assert_eq!(trail.len(), 1);
     assert_eq!(
-        (trail[0].action.as_str(), trail[0].actor.as_str(), trail[0].subject.as_str()),
+        (
+            trail[0].action.as_str(),
+            trail[0].actor.as_str(),
+            trail[0].subject.as_str()
+        ),
         ("approval_approved", "lead.ana", "apr-1")
     );
     assert_eq!(approval_scope(Action::Merge, 3), "merge");
@@ -164,13 +209,21 @@ pub async fn a_denied_request_keeps_its_deliverable_blocked_and_unretried(store:
     let outcome = store
         .apply(
             t(2),
-            &[decide("apr-1", ApprovalStatus::Denied, "lead.ana", Some("not this week"))],
+            &[decide(
+                "apr-1",
+                ApprovalStatus::Denied,
+                "lead.ana",
+                Some("not this week"),
+            )],
         )
         .await
         .unwrap();
     assert_eq!(outcome.results, [Ok(Applied::Done)]);
     assert_eq!(outcome.events[0].data["status"], "denied");
-    assert_eq!(states(&store, &run).await, [("api".into(), DeliverableState::Blocked)]);
+    assert_eq!(
+        states(&store, &run).await,
+        [("api".into(), DeliverableState::Blocked)]
+    );
     let entry = store.requeue_entry("rq-1").await.unwrap().unwrap();
     assert_eq!((entry.resolution, entry.next_retry_at), (None, None));
     assert_eq!(entry.reasons.len(), 1);
@@ -180,9 +233,21 @@ pub async fn a_denied_request_keeps_its_deliverable_blocked_and_unretried(store:
         "lead.ana denied the approval: not this week"
     );
     // A change of the tenant's policy brings every entry back but this one.
-    assert_eq!(store.requeue_due_now(&tenant("tenant-a"), t(3)).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .requeue_due_now(&tenant("tenant-a"), t(3))
+            .await
+            .unwrap(),
+        0
+    );
     assert!(store.requeue_due(t(1000), 10).await.unwrap().is_empty());
-    assert!(store.approvals(&tenant("tenant-a"), true, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .approvals(&tenant("tenant-a"), true, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.open_approval_of("rq-1").await.unwrap(), None);
 }
 
@@ -196,27 +261,64 @@ pub async fn requests_expire_at_their_time_denied_or_escalated(store: Store) {
     assert_eq!(store.expired_approvals(t(100), 10).await.unwrap().len(), 1);
     // Expiry before the time is refused; a person may decide until then.
     assert_eq!(
-        one(&store, 50, decide("apr-1", ApprovalStatus::Escalated, "expiry", None)).await,
+        one(
+            &store,
+            50,
+            decide("apr-1", ApprovalStatus::Escalated, "expiry", None)
+        )
+        .await,
         Err(Rejected::NotApplicable)
     );
     assert_eq!(
-        one(&store, 100, decide("apr-1", ApprovalStatus::Escalated, "expiry", None)).await,
+        one(
+            &store,
+            100,
+            decide("apr-1", ApprovalStatus::Escalated, "expiry", None)
+        )
+        .await,
         Ok(Applied::Done)
     );
     let escalated = store.approval("apr-1").await.unwrap().unwrap();
     assert_eq!(escalated.status, ApprovalStatus::Escalated);
-    assert!(store.expired_approvals(t(500), 10).await.unwrap().is_empty(), "no deadline now");
-    assert_eq!(store.approvals(&tenant("tenant-a"), true, 10).await.unwrap().len(), 1);
+    assert!(
+        store
+            .expired_approvals(t(500), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no deadline now"
+    );
+    assert_eq!(
+        store
+            .approvals(&tenant("tenant-a"), true, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // Expiry takes no escalated request; a person still decides it.
     assert_eq!(
-        one(&store, 501, decide("apr-1", ApprovalStatus::Expired, "expiry", None)).await,
+        one(
+            &store,
+            501,
+            decide("apr-1", ApprovalStatus::Expired, "expiry", None)
+        )
+        .await,
         Err(Rejected::NotApplicable)
     );
     assert_eq!(
-        one(&store, 502, decide("apr-1", ApprovalStatus::Approved, "ops.lead", None)).await,
+        one(
+            &store,
+            502,
+            decide("apr-1", ApprovalStatus::Approved, "ops.lead", None)
+        )
+        .await,
         Ok(Applied::Done)
     );
-    assert_eq!(store.deliverables(&run).await.unwrap()[0].approved_actions, ["provision"]);
+    assert_eq!(
+        store.deliverables(&run).await.unwrap()[0].approved_actions,
+        ["provision"]
+    );
 
     // Denied on expiry: blocked, unretried, with the reason.
     let mut other = request("apr-2", Some("rq-2"), &run, Action::Merge);
@@ -244,7 +346,12 @@ pub async fn requests_expire_at_their_time_denied_or_escalated(store: Store) {
         .await
         .unwrap();
     assert_eq!(
-        one(&store, 601, decide("apr-2", ApprovalStatus::Expired, "expiry", None)).await,
+        one(
+            &store,
+            601,
+            decide("apr-2", ApprovalStatus::Expired, "expiry", None)
+        )
+        .await,
         Ok(Applied::Done)
     );
     let entry = store.requeue_entry("rq-2").await.unwrap().unwrap();
@@ -287,13 +394,21 @@ pub async fn letting_a_deliverable_through_otherwise_withdraws_its_request(store
         ApprovalStatus::Withdrawn
     );
     assert_eq!(
-        one(&store, 3, decide("apr-1", ApprovalStatus::Approved, "ana", None)).await,
+        one(
+            &store,
+            3,
+            decide("apr-1", ApprovalStatus::Approved, "ana", None)
+        )
+        .await,
         Err(Rejected::NotApplicable)
     );
     // Cancelling a run withdraws its open requests too.
     let other = create(&store, plan("tenant-a", &[("api", &[])])).await;
     let mut again = block_for_approval(&other, Action::Provision);
-    if let Change::Block { entry, approval, .. } = &mut again {
+    if let Change::Block {
+        entry, approval, ..
+    } = &mut again
+    {
         entry.id = "rq-9".into();
         if let Some(a) = approval {
             a.id = "apr-9".into();
@@ -333,16 +448,27 @@ pub async fn approvals_granted_at_once_are_recorded_and_only_people_are_counted(
         .await
         .unwrap();
     store
-        .apply(t(3), &[decide("apr-1", ApprovalStatus::Denied, "ana", Some("no"))])
+        .apply(
+            t(3),
+            &[decide("apr-1", ApprovalStatus::Denied, "ana", Some("no"))],
+        )
         .await
         .unwrap();
     let counted = store
         .approval_decisions(&tenant("tenant-a"), t(0))
         .await
         .unwrap();
-    assert_eq!((counted.approved, counted.denied), (0, 1), "auto is no person");
     assert_eq!(
-        store.approval_decisions(&tenant("tenant-a"), t(4)).await.unwrap().denied,
+        (counted.approved, counted.denied),
+        (0, 1),
+        "auto is no person"
+    );
+    assert_eq!(
+        store
+            .approval_decisions(&tenant("tenant-a"), t(4))
+            .await
+            .unwrap()
+            .denied,
         0
     );
     assert!(store.open_approval_counts().await.unwrap().is_empty());
@@ -412,7 +538,13 @@ pub async fn reports_and_proposals_are_kept_and_decided_once(store: Store) {
         .unwrap();
     assert_eq!(store.report("grp-1").await.unwrap(), Some(report.clone()));
     assert_eq!(store.reports(&a, 10).await.unwrap(), [report]);
-    assert!(store.reports(&tenant("tenant-b"), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .reports(&tenant("tenant-b"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let stored = store.proposal("prp-1").await.unwrap().unwrap();
     assert_eq!(
         (stored.status, &stored.report_id, &stored.draft),
@@ -499,7 +631,13 @@ pub async fn attestations_observations_and_stop_drills_are_read_back(store: Stor
         .collect();
     assert_eq!(all, ["org.on_call", "process.runbook"]);
     assert_eq!(store.attestations(&a, t(2)).await.unwrap().len(), 1);
-    assert!(store.attestations(&tenant("tenant-b"), t(0)).await.unwrap().is_empty());
+    assert!(
+        store
+            .attestations(&tenant("tenant-b"), t(0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     assert_eq!(store.observed("metrics_scraped").await.unwrap(), None);
     store.observe("metrics_scraped", t(5)).await.unwrap();
@@ -508,7 +646,10 @@ pub async fn attestations_observations_and_stop_drills_are_read_back(store: Stor
 
     assert!(!store.stop_exercised_since(t(0)).await.unwrap());
     store.stop_all("ops", "drill", t(10)).await.unwrap();
-    assert!(!store.stop_exercised_since(t(0)).await.unwrap(), "not lifted yet");
+    assert!(
+        !store.stop_exercised_since(t(0)).await.unwrap(),
+        "not lifted yet"
+    );
     store.resume_all("ops", t(11)).await.unwrap();
     assert!(store.stop_exercised_since(t(0)).await.unwrap());
     assert!(!store.stop_exercised_since(t(12)).await.unwrap());

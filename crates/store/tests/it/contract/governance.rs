@@ -68,8 +68,20 @@ pub async fn action_outcomes_are_recorded_with_their_change_and_read_by_window(s
         .apply(
             t(1),
             &[
-                acted("tenant-a", Some(&run), Action::RunStep, Outcome::Succeeded, 1_500),
-                acted("tenant-a", Some(&run), Action::RunStep, Outcome::Failed, 500),
+                acted(
+                    "tenant-a",
+                    Some(&run),
+                    Action::RunStep,
+                    Outcome::Succeeded,
+                    1_500,
+                ),
+                acted(
+                    "tenant-a",
+                    Some(&run),
+                    Action::RunStep,
+                    Outcome::Failed,
+                    500,
+                ),
                 acted("tenant-b", None, Action::Merge, Outcome::Succeeded, 10),
             ],
         )
@@ -79,7 +91,13 @@ pub async fn action_outcomes_are_recorded_with_their_change_and_read_by_window(s
     store
         .apply(
             t(5),
-            &[acted("tenant-a", Some(&run), Action::Merge, Outcome::RolledBack, 20)],
+            &[acted(
+                "tenant-a",
+                Some(&run),
+                Action::Merge,
+                Outcome::RolledBack,
+                20,
+            )],
         )
         .await
         .unwrap();
@@ -107,7 +125,10 @@ pub async fn action_outcomes_are_recorded_with_their_change_and_read_by_window(s
     );
     assert_eq!(all[0].run, Some(run.clone()));
     assert_eq!(all[0].deliverable, Some(did("api")));
-    assert_eq!((all[0].record.tokens, all[0].record.cost_micro_usd), (100, 2_000));
+    assert_eq!(
+        (all[0].record.tokens, all[0].record.cost_micro_usd),
+        (100, 2_000)
+    );
     // The window is (from, to]: a record at `from` is out, one at `to` in.
     assert_eq!(store.actions(&a, t(1), t(5)).await.unwrap().len(), 1);
     assert_eq!(store.actions(&a, t(0), t(1)).await.unwrap().len(), 2);
@@ -120,20 +141,26 @@ pub async fn action_outcomes_are_recorded_with_their_change_and_read_by_window(s
         [all[1].seq, all[2].seq]
     );
     assert!(store.actions_after(&a, last, 10).await.unwrap().is_empty());
-    assert_eq!(
-        store.last_action_seq(&tenant("tenant-c")).await.unwrap(),
-        0
-    );
+    assert_eq!(store.last_action_seq(&tenant("tenant-c")).await.unwrap(), 0);
 
     let counts = store.action_counts(&a, t(0), t(10)).await.unwrap();
     assert_eq!(
-        (counts.total, counts.succeeded, counts.failed, counts.rolled_back),
+        (
+            counts.total,
+            counts.succeeded,
+            counts.failed,
+            counts.rolled_back
+        ),
         (3, 1, 1, 1)
     );
     assert_eq!(counts.error_rate, 1.0 / 3.0);
     assert_eq!(counts.cost_usd, 0.006);
     assert_eq!(
-        store.action_counts(&tenant("tenant-b"), t(0), t(10)).await.unwrap().total,
+        store
+            .action_counts(&tenant("tenant-b"), t(0), t(10))
+            .await
+            .unwrap()
+            .total,
         1
     );
     assert_eq!(
@@ -240,7 +267,11 @@ pub async fn a_governance_change_is_compare_and_set(store: Store) {
         .into_iter()
         .map(|r| r.action)
         .collect();
-    assert_eq!(actions, ["governance_enabled", "x"], "the refused one left no record");
+    assert_eq!(
+        actions,
+        ["governance_enabled", "x"],
+        "the refused one left no record"
+    );
     assert_eq!(
         store
             .save_governance(
@@ -272,7 +303,12 @@ fn rule(name: &str, condition: &str) -> Rule {
 pub async fn rules_are_added_replaced_and_deleted_each_moving_the_version(store: Store) {
     let a = tenant("tenant-a");
     let refused = store
-        .add_rule(&a, &rule("Slow merges", "p95Ms > 60000"), &audit("tenant-a", "r"), t(1))
+        .add_rule(
+            &a,
+            &rule("Slow merges", "p95Ms > 60000"),
+            &audit("tenant-a", "r"),
+            t(1),
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -281,7 +317,12 @@ pub async fn rules_are_added_replaced_and_deleted_each_moving_the_version(store:
     );
     govern(&store, "tenant-a").await;
     store
-        .add_rule(&a, &rule("Slow merges", "p95Ms > 60000"), &audit("tenant-a", "r"), t(1))
+        .add_rule(
+            &a,
+            &rule("Slow merges", "p95Ms > 60000"),
+            &audit("tenant-a", "r"),
+            t(1),
+        )
         .await
         .unwrap();
     let rules = store.breaker_rules(&a).await.unwrap();
@@ -289,7 +330,12 @@ pub async fn rules_are_added_replaced_and_deleted_each_moving_the_version(store:
     assert_eq!(rules[4], rule("Slow merges", "p95Ms > 60000"));
     assert_eq!(store.governance(&a).await.unwrap().unwrap().version, 2);
     let taken = store
-        .add_rule(&a, &rule("Slow merges", "true"), &audit("tenant-a", "r"), t(2))
+        .add_rule(
+            &a,
+            &rule("Slow merges", "true"),
+            &audit("tenant-a", "r"),
+            t(2),
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -377,7 +423,14 @@ pub async fn a_trip_changes_the_state_and_records_its_event_audit_and_run_event(
     advanced.current_phase = Phase::L3Plus;
     advanced.command_whitelist = vec![Action::Provision];
     governed.version = store
-        .save_governance(&a, 1, &advanced, &governed.settings, &audit("tenant-a", "x"), t(1))
+        .save_governance(
+            &a,
+            1,
+            &advanced,
+            &governed.settings,
+            &audit("tenant-a", "x"),
+            t(1),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -414,7 +467,7 @@ pub async fn a_trip_changes_the_state_and_records_its_event_audit_and_run_event(
     assert!(store.breaker_event("bke-2").await.unwrap().is_none());
 
     let open = store.breaker_events(&a, true, None, 10).await.unwrap();
-    assert_eq!(open, [event.clone()]);
+    assert_eq!(open, std::slice::from_ref(&event));
     assert!(
         store
             .breaker_events(&tenant("tenant-b"), false, None, 10)
@@ -423,7 +476,10 @@ pub async fn a_trip_changes_the_state_and_records_its_event_audit_and_run_event(
             .is_empty()
     );
     let trail = store.audit_records(Some(&a), 0, 10).await.unwrap();
-    let record = trail.iter().find(|r| r.action == "breaker_tripped").unwrap();
+    let record = trail
+        .iter()
+        .find(|r| r.action == "breaker_tripped")
+        .unwrap();
     assert_eq!(record.actor, "breaker:High Error Rate");
     assert_eq!(record.subject, "bke-1");
     assert_eq!(record.detail["phase"], "L3");
@@ -465,7 +521,11 @@ pub async fn a_trip_changes_the_state_and_records_its_event_audit_and_run_event(
         .unwrap();
     let resolved = store.breaker_event("bke-1").await.unwrap().unwrap();
     assert_eq!(
-        (resolved.resolved_at, resolved.resolved_by.as_deref(), resolved.note.as_deref()),
+        (
+            resolved.resolved_at,
+            resolved.resolved_by.as_deref(),
+            resolved.note.as_deref()
+        ),
         (Some(t(5)), Some("ops"), Some("fixed"))
     );
     let ids: Vec<String> = store
@@ -491,7 +551,10 @@ pub async fn a_trip_changes_the_state_and_records_its_event_audit_and_run_event(
         .unwrap_err();
     assert_eq!(
         again.to_string(),
-        format!("circuit breaker event `bke-1` was already resolved at {}", t(5))
+        format!(
+            "circuit breaker event `bke-1` was already resolved at {}",
+            t(5)
+        )
     );
     // Against a stale version, nothing is resolved.
     let mut stale = stored.clone();
@@ -503,7 +566,14 @@ pub async fn a_trip_changes_the_state_and_records_its_event_audit_and_run_event(
             .unwrap(),
         None
     );
-    assert!(!store.breaker_event("bke-3").await.unwrap().unwrap().is_resolved());
+    assert!(
+        !store
+            .breaker_event("bke-3")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_resolved()
+    );
     assert_eq!(
         store.breaker_event_totals().await.unwrap(),
         [(Severity::Critical, 1, 0), (Severity::Medium, 1, 1)]
