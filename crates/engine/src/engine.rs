@@ -156,6 +156,8 @@ pub(crate) struct Inner {
     pub requeue_due: tokio::sync::Notify,
     /// The policy gate every action passes.
     pub gate: crate::gate::Gate,
+    /// Circuit breakers: told of every tenant with new action outcomes.
+    pub governor: crate::governor::Governor,
     /// The review guards, compiled once.
     pub review: kamachiq_review::Guards,
     /// Runs this engine is driving right now. A lease held in this engine's name by a run it
@@ -168,12 +170,17 @@ pub(crate) struct Inner {
 impl Engine {
     pub fn new(parts: Parts) -> Result<Self, Error> {
         let (events, _) = broadcast::channel(4096);
-        let (committer, writer_done) =
-            Committer::start(parts.store.clone(), parts.clock.clone(), events.clone())?;
+        let (governor, notices) = crate::governor::Governor::channel();
+        let (committer, writer_done) = Committer::start_watched(
+            parts.store.clone(),
+            parts.clock.clone(),
+            events.clone(),
+            Some(governor.sender()),
+        )?;
         let gate = crate::gate::Gate::new(parts.store.clone(), parts.clock.clone());
         let review = kamachiq_review::Guards::new(&parts.options.review)
             .map_err(|e| Error::Io(format!("the review guards: {e}")))?;
-        Ok(Self {
+        let engine = Self {
             inner: Arc::new(Inner {
                 store: parts.store,
                 committer,
@@ -188,12 +195,23 @@ impl Engine {
                 submitted: tokio::sync::Notify::new(),
                 requeue_due: tokio::sync::Notify::new(),
                 gate,
+                governor,
                 review,
 
                 driving: std::sync::Mutex::new(std::collections::HashSet::new()),
                 writer_done: std::sync::Mutex::new(Some(writer_done)),
             }),
-        })
+        };
+        // Circuit breakers run beside the writer, on the caller's runtime.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(crate::governor::run(Arc::downgrade(&engine.inner), notices));
+            }
+            Err(_) => tracing::warn!(
+                "no async runtime: circuit breakers will not react to outcomes of this engine"
+            ),
+        }
+        Ok(engine)
     }
 
     pub fn store(&self) -> &Store {

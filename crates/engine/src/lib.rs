@@ -18,6 +18,7 @@
 //! named [`probe::Point`]s.
 
 mod agents;
+mod approvals;
 mod clock;
 mod committer;
 mod control;
@@ -25,6 +26,8 @@ mod drive;
 mod engine;
 mod gate;
 mod git;
+mod governance;
+mod governor;
 mod intake;
 mod lease;
 mod owner;
@@ -39,11 +42,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use agents::{AgentEnv, AgentOptions, Persona};
+pub use approvals::EXPIRY;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use committer::{Committed, Committer};
 pub use engine::{CancelOutcome, DrivenBy, Ending, Engine, EngineOptions, Parts, Submission};
-pub use gate::{Gate, Judged};
+pub use gate::{AUTO_APPROVER, Gate, Judged, Need, Waiver};
 pub use git::Identity;
+pub use governance::{CycleOutcome, EnableOptions, GovernanceUpdate, ProposalDecision, RulePatch};
 pub use owner::Owner;
 pub use requeue::{RequeueOptions, Resolved, RetryPass, backoff as requeue_backoff, retry_loop};
 pub use rollback::{RollbackDone, RollbackTarget};
@@ -109,6 +114,47 @@ pub enum Error {
     /// No rollback point matches (the message says what was looked for).
     #[error("{0}")]
     NoRollbackPoint(String),
+    #[error(
+        "tenant `{0}` is not governed; an admin enables it with `kamachiq governance enable --tenant {0}`"
+    )]
+    NotGoverned(String),
+    #[error(transparent)]
+    Governance(#[from] kamachiq_governance::Error),
+    #[error(
+        "cannot roll back from {current} to {target}: a rollback goes down (or restarts the phase); moving up takes a proposal"
+    )]
+    PhaseNotLower {
+        current: kamachiq_governance::Phase,
+        target: kamachiq_governance::Phase,
+    },
+    #[error("the governance of tenant `{0}` kept changing while this change was made; try again")]
+    GovernanceBusy(String),
+    #[error("no readiness item `{item}` to attest; the attested items are: {}", known.join(", "))]
+    UnknownItem { item: String, known: Vec<String> },
+    #[error("readiness item `{item}` is measured by kamachiq, not attested")]
+    ItemMeasured { item: String },
+    #[error("no proposal `{0}`")]
+    ProposalNotFound(String),
+    #[error("proposal `{id}` is {} already; it takes no more decisions", proposal_status(*status))]
+    ProposalClosed {
+        id: String,
+        status: kamachiq_governance::proposal::ProposalStatus,
+    },
+    #[error("{0}")]
+    ProposalRefused(kamachiq_governance::ApprovalRefused),
+    #[error("the proposal cannot be approved while the tenant is not ready: {}", reasons.join("; "))]
+    ProposalBlocked { reasons: Vec<String> },
+    #[error("the proposal no longer fits the tenant's phase: {0}")]
+    ProposalStale(kamachiq_governance::Error),
+    #[error("no approval request `{0}`")]
+    ApprovalNotFound(String),
+    #[error("approval request `{id}` is {} already; it takes no more decisions", status.as_str())]
+    ApprovalClosed {
+        id: String,
+        status: kamachiq_store::ApprovalStatus,
+    },
+    #[error("approval request `{id}` expired at {at}; it is being closed as the tenant says")]
+    ApprovalExpired { id: String, at: Timestamp },
     #[error("{what} matches more than one rollback point: {}; {hint}", matches.join(", "))]
     AmbiguousRollbackPoint {
         what: String,
@@ -157,6 +203,15 @@ pub enum Error {
         checkout: PathBuf,
         detail: String,
     },
+}
+
+fn proposal_status(s: kamachiq_governance::proposal::ProposalStatus) -> &'static str {
+    use kamachiq_governance::proposal::ProposalStatus;
+    match s {
+        ProposalStatus::Pending => "pending",
+        ProposalStatus::Approved => "approved",
+        ProposalStatus::Rejected => "rejected",
+    }
 }
 
 impl From<kamachiq_store::Error> for Error {

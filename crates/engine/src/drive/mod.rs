@@ -6,6 +6,7 @@
 //! requested from elsewhere. Each task claims its deliverable, prepares its worktree, runs the
 //! remaining steps with retries, merges, and records the result.
 
+mod hold;
 mod launch;
 
 use std::collections::{HashMap, VecDeque};
@@ -16,11 +17,15 @@ use std::time::Instant;
 use kamachiq_domain::plan::{Deliverable, Step, Work};
 use kamachiq_domain::run::{Run, StepState};
 use kamachiq_domain::{DeliverableId, DeliverableState, Reason, ReasonCode, RunId, RunState};
+use kamachiq_governance::Outcome;
 use kamachiq_policy as policy;
 use kamachiq_store::{
-    Applied, Change, ClaimKind, LeaseKey, Merge, NewRequeue, Purpose, Rejected, StepEnd, StepRef,
-    Then,
+    Applied, Change, ClaimKind, LeaseKey, Merge, NewAction, Purpose, Rejected, StepEnd, StepRef,
+    Then, approval_scope,
 };
+
+use hold::block;
+pub(crate) use hold::{Held, approval_request};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +33,7 @@ use crate::Error;
 use crate::agents::Counter;
 use crate::committer::Committed;
 use crate::engine::{Ending, Engine};
-use crate::gate::Judged;
+use crate::gate::{Judged, Waiver};
 use crate::lease::{Driving, acquire};
 use crate::probe::{Action, Point};
 use crate::runner::{Exit, StepOutcome, reap_orphans};
@@ -150,9 +155,15 @@ pub(crate) async fn drive(
     // per task, so it must not be a scan of the plan. A deliverable's next step does not
     // change while it waits, so the value read now is the one its claim will find; one held
     // back by policy and let through is read again when it is.
-    let known: HashMap<&str, (u32, Option<String>)> = deliverables
+    let known: HashMap<&str, (u32, Waiver)> = deliverables
         .iter()
-        .map(|d| (d.id.as_str(), (d.next_step, d.policy_override.clone())))
+        .map(|d| {
+            let waiver = Waiver {
+                overridden: d.policy_override.clone(),
+                approved: d.approved_actions.clone(),
+            };
+            (d.id.as_str(), (d.next_step, waiver))
+        })
         .collect();
     let mut by_id: HashMap<DeliverableId, Job> = run
         .plan
@@ -262,13 +273,16 @@ pub(crate) async fn drive(
                 if !blocked.is_empty() && !shared.stop.is_cancelled() {
                     match inner.store.ready_among(&run_id, &blocked).await {
                         Ok(let_through) => {
-                            for (id, next_step, waiver) in let_through {
-                                blocked.retain(|b| *b != id);
-                                if let Some(work) = by_id.get_mut(&id) {
-                                    work.next_step = next_step;
-                                    work.waiver = waiver;
+                            for r in let_through {
+                                blocked.retain(|b| *b != r.id);
+                                if let Some(work) = by_id.get_mut(&r.id) {
+                                    work.next_step = r.next_step;
+                                    work.waiver = Waiver {
+                                        overridden: r.policy_override,
+                                        approved: r.approved_actions,
+                                    };
                                 }
-                                ready.push_back((id, ClaimKind::Ready));
+                                ready.push_back((r.id, ClaimKind::Ready));
                             }
                         }
                         Err(e) => tracing::warn!(run = %run_id, error = %e, "cannot check held-back work; retrying"),
@@ -491,6 +505,50 @@ impl Shared {
         *total = total.saturating_add(tokens);
     }
 
+    /// The outcome of an action of `deliverable` that began at `began`, to commit with the
+    /// change that ends it.
+    fn outcome(
+        &self,
+        deliverable: &DeliverableId,
+        action: policy::Action,
+        outcome: Outcome,
+        began: Instant,
+    ) -> Change {
+        Change::Acted(Box::new(NewAction {
+            tenant: self.run.tenant.clone(),
+            run: Some(self.run.id.clone()),
+            deliverable: Some(deliverable.clone()),
+            action,
+            outcome,
+            duration_ms: u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
+            tokens: 0,
+            cost_micro_usd: 0,
+            critical: false,
+        }))
+    }
+
+    /// The outcome of a step attempt that ended, with what it spent.
+    fn step_outcome(
+        &self,
+        deliverable: &DeliverableId,
+        outcome: Outcome,
+        duration: std::time::Duration,
+        tokens: u64,
+        cost_micro_usd: i64,
+    ) -> Change {
+        Change::Acted(Box::new(NewAction {
+            tenant: self.run.tenant.clone(),
+            run: Some(self.run.id.clone()),
+            deliverable: Some(deliverable.clone()),
+            action: policy::Action::RunStep,
+            outcome,
+            duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+            tokens,
+            cost_micro_usd: u64::try_from(cost_micro_usd).unwrap_or(0),
+            critical: false,
+        }))
+    }
+
     /// Asks the policy gate about `action` on `deliverable` (and `step`).
     async fn decide(
         &self,
@@ -574,71 +632,13 @@ impl Shared {
     }
 }
 
-/// Holds a deliverable back after `decided` (the last of which said no): it becomes blocked,
-/// waits in the requeue, and the decisions are recorded with the block. `attempt`: the claim
-/// it held, when it was running.
-async fn block(
-    shared: &Shared,
-    id: &DeliverableId,
-    attempt: Option<u32>,
-    decided: Vec<Judged>,
-) -> Result<TaskEnd, Error> {
-    let Some(last) = decided.last() else {
-        return Ok(TaskEnd::NotHeld);
-    };
-    if last.stopped() {
-        // Not a block: nothing may act until the stop is lifted, and then it goes on.
-        shared.stop_all(Stop::Emergency);
-        return match attempt {
-            Some(attempt) => {
-                let lease = LeaseKey {
-                    run: shared.run.id.clone(),
-                    deliverable: id.clone(),
-                    attempt,
-                };
-                hand_back(shared, lease).await
-            }
-            None => Ok(TaskEnd::Halted),
-        };
-    }
-    let options = &shared.engine.inner.options;
-    let now = shared.engine.inner.clock.now();
-    let entry = NewRequeue {
-        id: format!("rq-{}", ulid::Ulid::generate().to_string().to_lowercase()),
-        tenant: shared.run.tenant.clone(),
-        action: last.record.input.action,
-        decision_id: last.record.id.clone(),
-        verdict: last.decision.verdict,
-        reasons: last.decision.reasons.clone(),
-        next_retry_at: Some(now.plus(crate::requeue::backoff(&options.requeue, 0))),
-    };
-    tracing::info!(run = %shared.run.id, deliverable = %id, requeue = %entry.id,
-        action = %entry.action, "held back by policy");
-    let mut changes: Vec<Change> = decided
-        .iter()
-        .map(|j| Change::Decided(Box::new(j.record.clone())))
-        .collect();
-    changes.push(Change::Block {
-        run: shared.run.id.clone(),
-        deliverable: id.clone(),
-        attempt,
-        reason: last.block_reason(),
-        entry: Box::new(entry),
-    });
-    let committed = shared.engine.inner.committer.commit_many(changes).await?;
-    Ok(match committed.last().map(|c| &c.result) {
-        Some(Ok(_)) => TaskEnd::Blocked(id.clone()),
-        _ => TaskEnd::NotHeld,
-    })
-}
-
-/// A deliverable to run: what the plan says of it, the step it resumes at, and the requeue
-/// entry whose override waives policy for it, if any.
+/// A deliverable to run: what the plan says of it, the step it resumes at, and what lets it
+/// past policy (an override, actions a person approved).
 #[derive(Clone, Debug)]
 struct Job {
     deliverable: Arc<Deliverable>,
     next_step: u32,
-    waiver: Option<String>,
+    waiver: Waiver,
 }
 
 /// The life of one deliverable, from claim to merge.
@@ -660,7 +660,7 @@ fn step_ref(deliverable: &Deliverable, index: u32) -> Option<StepRef> {
 async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result<TaskEnd, Error> {
     let inner = &shared.engine.inner;
     let deliverable = &*work.deliverable;
-    let waiver = work.waiver.as_deref();
+    let waiver = &work.waiver;
     let id = &deliverable.id;
     let run = &shared.run.id;
     if kind == ClaimKind::Takeover {
@@ -677,8 +677,9 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
         let judged = shared
             .decide(deliverable, policy::Action::Provision, None)
             .await?;
-        let proceeds = judged.proceeds(waiver);
-        decided.push(judged);
+        let scope = approval_scope(policy::Action::Provision, 0);
+        let proceeds = judged.proceeds(waiver, &scope);
+        decided.push((judged, scope));
         if !proceeds {
             return block(shared, id, None, decided).await;
         }
@@ -692,15 +693,16 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
         let judged = shared
             .decide(deliverable, policy::Action::RunStep, Some(step))
             .await?;
-        if judged.proceeds(waiver) {
+        let scope = approval_scope(policy::Action::RunStep, work.next_step);
+        if judged.proceeds(waiver, &scope) {
             start.clone_from(&first);
-            decided.push(judged);
+            decided.push((judged, scope));
         } else if kind == ClaimKind::Ready {
-            decided.push(judged);
+            decided.push((judged, scope));
             return block(shared, id, None, decided).await;
         } else {
             // Taken over: claimed without starting the step, then held back at that claim.
-            decided.push(judged);
+            decided.push((judged, scope));
         }
     }
     let mut changes: Vec<Change> = Vec::with_capacity(decided.len() + 1);
@@ -717,7 +719,7 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
         changes.extend(
             decided
                 .iter()
-                .map(|j| Change::Decided(Box::new(j.record.clone()))),
+                .flat_map(|(j, scope)| j.clone().into_changes(waiver, scope)),
         );
     }
     let claim = shared.engine.inner.committer.commit_many(changes).await?;
@@ -780,8 +782,8 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
             then,
         };
         match run_step(shared, work).await? {
-            StepResult::HeldBack(judged) => {
-                return block(shared, id, Some(lease.attempt), vec![*judged]).await;
+            StepResult::HeldBack(judged, scope) => {
+                return block(shared, id, Some(lease.attempt), vec![(*judged, scope)]).await;
             }
             StepResult::Passed(Next::Started(step_attempt)) => started = Some(step_attempt),
             StepResult::Passed(Next::Nothing) => {}
@@ -823,10 +825,20 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
     let merge_decision = shared
         .decide_with(deliverable, policy::Action::Merge, None, diff)
         .await?;
-    if !merge_decision.proceeds(waiver) {
-        return block(shared, id, Some(lease.attempt), vec![merge_decision]).await;
+    let merge_scope = approval_scope(policy::Action::Merge, 0);
+    if !merge_decision.proceeds(waiver, &merge_scope) {
+        return block(
+            shared,
+            id,
+            Some(lease.attempt),
+            vec![(merge_decision, merge_scope)],
+        )
+        .await;
     }
-    let merge = match shared.workspaces.merge(id).await {
+    let merging = Instant::now();
+    let merged = shared.workspaces.merge(id).await;
+    let merge_outcome = |outcome| shared.outcome(id, policy::Action::Merge, outcome, merging);
+    let merge = match merged {
         Ok(MergeOutcome::Merged { before, commit }) => Some(Merge {
             rollback_id: format!("rb-{}", ulid::Ulid::generate().to_string().to_lowercase()),
             repo: shared.run.repo.clone().unwrap_or_default(),
@@ -849,7 +861,7 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
                     }
                 ),
             );
-            return fail(shared, lease, reason).await;
+            return fail_with(shared, lease, reason, merge_outcome(Outcome::Failed)).await;
         }
         Ok(MergeOutcome::TargetDirty { checkout, detail }) => {
             let reason = Reason::new(
@@ -860,24 +872,27 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
                     checkout.display()
                 ),
             );
-            return fail(shared, lease, reason).await;
+            return fail_with(shared, lease, reason, merge_outcome(Outcome::Failed)).await;
         }
         Err(e) => {
             let reason = Reason::new(ReasonCode::WorkspaceError, format!("cannot merge: {e}"));
-            return fail(shared, lease, reason).await;
+            return fail_with(shared, lease, reason, merge_outcome(Outcome::Failed)).await;
         }
     };
     if shared.probe(id, &Point::AfterMerge) == Action::Crash {
         return Ok(TaskEnd::Crashed);
     }
+    let mut changes = vec![];
+    if merge.is_some() {
+        changes.push(merge_outcome(Outcome::Succeeded));
+    }
+    changes.insert(0, Change::Succeeded { lease, merge });
+    changes.extend(merge_decision.into_changes(waiver, &merge_scope));
     let done = shared
         .engine
         .inner
         .committer
-        .commit_many(vec![
-            Change::Succeeded { lease, merge },
-            Change::Decided(Box::new(merge_decision.record)),
-        ])
+        .commit_many(changes)
         .await?
         .swap_remove(0);
     if done.result != Ok(Applied::Succeeded) {
@@ -891,6 +906,27 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
 
 async fn fail(shared: &Shared, lease: LeaseKey, reason: Reason) -> Result<TaskEnd, Error> {
     let committed = shared.commit(Change::Failed { lease, reason }).await?;
+    Ok(match committed.result {
+        Ok(_) => TaskEnd::Failed,
+        Err(Rejected::NotApplicable) => TaskEnd::NotHeld,
+    })
+}
+
+/// [`fail`], with the outcome of the action whose failure ends the deliverable, in the same
+/// transaction.
+async fn fail_with(
+    shared: &Shared,
+    lease: LeaseKey,
+    reason: Reason,
+    outcome: Change,
+) -> Result<TaskEnd, Error> {
+    let committed = shared
+        .engine
+        .inner
+        .committer
+        .commit_many(vec![Change::Failed { lease, reason }, outcome])
+        .await?
+        .swap_remove(0);
     Ok(match committed.result {
         Ok(_) => TaskEnd::Failed,
         Err(Rejected::NotApplicable) => TaskEnd::NotHeld,
@@ -923,8 +959,8 @@ enum Next {
 
 enum StepResult {
     Passed(Next),
-    /// Policy held back the step's next attempt, or the step after it.
-    HeldBack(Box<Judged>),
+    /// Policy held back the step's next attempt, or the step after it (with its scope).
+    HeldBack(Box<Judged>, String),
     Failed(Reason),
     Stopped,
     NotHeld,
@@ -937,8 +973,8 @@ struct StepWork<'a> {
     lease: &'a LeaseKey,
     worktree: &'a Path,
     deliverable: &'a Deliverable,
-    /// The override that waives policy for the deliverable, if any.
-    waiver: Option<&'a str>,
+    /// What lets the deliverable past policy (an override, actions a person approved).
+    waiver: &'a Waiver,
     index: u32,
     step: &'a Step,
     /// The attempt already started for it (with the claim or the previous step's end).
@@ -972,24 +1008,19 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
                 let judged = shared
                     .decide(deliverable, policy::Action::RunStep, Some(step))
                     .await?;
-                if !judged.proceeds(waiver) {
-                    return Ok(StepResult::HeldBack(Box::new(judged)));
+                let scope = approval_scope(policy::Action::RunStep, index);
+                if !judged.proceeds(waiver, &scope) {
+                    return Ok(StepResult::HeldBack(Box::new(judged), scope));
                 }
-                let committed = shared
-                    .engine
-                    .inner
-                    .committer
-                    .commit_many(vec![
-                        Change::StepStarted {
-                            lease: lease.clone(),
-                            step: StepRef {
-                                index,
-                                name: step.name.clone(),
-                            },
-                        },
-                        Change::Decided(Box::new(judged.record)),
-                    ])
-                    .await?;
+                let mut changes = vec![Change::StepStarted {
+                    lease: lease.clone(),
+                    step: StepRef {
+                        index,
+                        name: step.name.clone(),
+                    },
+                }];
+                changes.extend(judged.into_changes(waiver, &scope));
+                let committed = shared.engine.inner.committer.commit_many(changes).await?;
                 let Some(Ok(Applied::StepStarted { step_attempt })) =
                     committed.first().map(|c| c.result.clone())
                 else {
@@ -1115,7 +1146,7 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
         };
         // The next step starts with this one's end only if policy lets it; its decision is
         // committed with them.
-        let mut next_decision = None;
+        let mut next_decision = Vec::new();
         let mut held_back = None;
         if let Then::Start(next) = &then {
             let next_step = usize::try_from(next.index)
@@ -1124,14 +1155,26 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
             let judged = shared
                 .decide(deliverable, policy::Action::RunStep, next_step)
                 .await?;
-            if judged.proceeds(waiver) {
-                next_decision = Some(Change::Decided(Box::new(judged.record)));
+            let scope = approval_scope(policy::Action::RunStep, next.index);
+            if judged.proceeds(waiver, &scope) {
+                next_decision = judged.into_changes(waiver, &scope);
             } else {
                 then = Then::Stay;
-                held_back = Some(judged);
+                held_back = Some((judged, scope));
             }
         }
         let expects = then.clone();
+        let acted = shared.step_outcome(
+            id,
+            if passed {
+                Outcome::Succeeded
+            } else {
+                Outcome::Failed
+            },
+            duration,
+            tokens,
+            cost_micro_usd,
+        );
         let mut changes = vec![Change::StepFinished(Box::new(StepEnd {
             lease: lease.clone(),
             index,
@@ -1156,6 +1199,7 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
             then,
         }))];
         changes.extend(next_decision);
+        changes.push(acted);
         let finished = shared
             .engine
             .inner
@@ -1166,7 +1210,7 @@ async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Err
         let Some(reason) = reason else {
             return Ok(match (expects, finished.result) {
                 (Then::Stay, Ok(Applied::Done)) => match held_back {
-                    Some(judged) => StepResult::HeldBack(Box::new(judged)),
+                    Some((judged, scope)) => StepResult::HeldBack(Box::new(judged), scope),
                     None => StepResult::Passed(Next::Nothing),
                 },
                 (Then::Start(_), Ok(Applied::StepStarted { step_attempt })) => {
