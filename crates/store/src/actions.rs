@@ -168,6 +168,42 @@ impl Store {
         int(&row, "seq")
     }
 
+    /// The sequence number of the latest outcome of any tenant (0 for none).
+    pub async fn latest_action_seq(&self) -> Result<i64, Error> {
+        let row = sqlx::query(self.sql.select_latest_action_seq.sql())
+            .fetch_one(&self.pool)
+            .await?;
+        int(&row, "seq")
+    }
+
+    /// Outcomes of every tenant recorded after sequence number `after`, counted by tenant,
+    /// action and outcome, with the latest sequence number counted: what a metrics counter adds
+    /// since its last look.
+    pub async fn action_totals_after(
+        &self,
+        after: i64,
+    ) -> Result<(i64, Vec<(TenantId, Action, Outcome, u64)>), Error> {
+        let rows = sqlx::query(self.sql.select_action_totals_after.sql())
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut last = after;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            last = last.max(int(row, "last")?);
+            let action = text(row, "action")?;
+            out.push((
+                TenantId::parse(text(row, "tenant")?)?,
+                action
+                    .parse()
+                    .map_err(|_| Error::Corrupt(format!("unknown action `{action}`")))?,
+                parse_outcome(&text(row, "outcome")?)?,
+                u64::try_from(int(row, "n")?).unwrap_or(0),
+            ));
+        }
+        Ok((last, out))
+    }
+
     /// The counts, rates and cost of the tenant's outcomes in `(from, to]`, summed in the
     /// database: what readiness needs over a whole phase, without reading every record. The
     /// duration percentiles and the per-type breakdown are left at zero and empty.

@@ -456,6 +456,11 @@ statements! {
 
     select_last_action_seq = "SELECT COALESCE(MAX(seq), 0) AS seq FROM actions WHERE tenant = $1";
 
+    select_latest_action_seq = "SELECT COALESCE(MAX(seq), 0) AS seq FROM actions";
+
+    select_action_totals_after = "SELECT tenant, action, outcome, COUNT(*) AS n, MAX(seq) AS last \
+        FROM actions WHERE seq > $1 GROUP BY tenant, action, outcome ORDER BY tenant, action, outcome";
+
     select_action_counts = "SELECT outcome, COUNT(*) AS n, CAST(COALESCE(SUM(critical), 0) AS BIGINT) AS critical, \
         CAST(COALESCE(SUM(cost_micro_usd), 0) AS BIGINT) AS cost \
         FROM actions WHERE tenant = $1 AND at > $2 AND at <= $3 GROUP BY outcome";

@@ -143,6 +143,27 @@ pub async fn action_outcomes_are_recorded_with_their_change_and_read_by_window(s
     assert!(store.actions_after(&a, last, 10).await.unwrap().is_empty());
     assert_eq!(store.last_action_seq(&tenant("tenant-c")).await.unwrap(), 0);
 
+    assert_eq!(store.latest_action_seq().await.unwrap(), last);
+    let (upto, totals) = store.action_totals_after(0).await.unwrap();
+    assert_eq!(upto, last);
+    assert_eq!(
+        totals,
+        [
+            (a.clone(), Action::Merge, Outcome::RolledBack, 1),
+            (a.clone(), Action::RunStep, Outcome::Failed, 1),
+            (a.clone(), Action::RunStep, Outcome::Succeeded, 1),
+            (tenant("tenant-b"), Action::Merge, Outcome::Succeeded, 1),
+        ],
+        "by tenant, action and outcome names"
+    );
+    let (upto, newer) = store.action_totals_after(all[1].seq).await.unwrap();
+    assert_eq!(upto, last);
+    assert_eq!(newer, [(a.clone(), Action::Merge, Outcome::RolledBack, 1)]);
+    assert_eq!(
+        store.action_totals_after(last).await.unwrap(),
+        (last, vec![])
+    );
+
     let counts = store.action_counts(&a, t(0), t(10)).await.unwrap();
     assert_eq!(
         (
