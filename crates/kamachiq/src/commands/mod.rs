@@ -1,6 +1,7 @@
 //! The commands, and what they share: opening the store, building the engine, finding a run
 //! from what the user typed, and driving a run with its display.
 
+pub mod approvals;
 pub mod audit;
 pub mod bench;
 pub mod cancel;
@@ -8,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod doctor;
+pub mod governance;
 pub mod inspect;
 pub mod metrics;
 pub mod plan;
