@@ -181,9 +181,9 @@ async fn load(inner: &Inner, tenant: &TenantId) -> Result<Option<Tracked>, Error
     let mut last_seq = seq_before;
     let mut last_run = None;
     for a in loaded {
-        if a.seq > last_seq {
-            last_seq = a.seq;
-            last_run.clone_from(&a.run);
+        last_seq = last_seq.max(a.seq);
+        if a.run.is_some() {
+            last_run = a.run;
         }
         recent.push(a.record);
     }
