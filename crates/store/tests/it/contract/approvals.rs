@@ -124,6 +124,10 @@ pub async fn approving_a_request_lets_exactly_its_action_through(store: Store) {
             .unwrap()
             .is_empty()
     );
+    assert_eq!(
+        store.open_approval_counts().await.unwrap(),
+        [(tenant("tenant-a"), 1)]
+    );
 
     let outcome = store
         .apply(

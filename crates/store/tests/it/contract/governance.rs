@@ -158,7 +158,14 @@ pub async fn action_outcomes_are_recorded_with_their_change_and_read_by_window(s
     );
     let (upto, newer) = store.action_totals_after(all[1].seq).await.unwrap();
     assert_eq!(upto, last);
-    assert_eq!(newer, [(a.clone(), Action::Merge, Outcome::RolledBack, 1)]);
+    assert_eq!(
+        newer,
+        [
+            (a.clone(), Action::Merge, Outcome::RolledBack, 1),
+            (tenant("tenant-b"), Action::Merge, Outcome::Succeeded, 1),
+        ],
+        "the third of the first batch, and the later one"
+    );
     assert_eq!(
         store.action_totals_after(last).await.unwrap(),
         (last, vec![])
@@ -188,6 +195,30 @@ pub async fn action_outcomes_are_recorded_with_their_change_and_read_by_window(s
         store.action_counts(&a, t(5), t(10)).await.unwrap(),
         WindowMetrics::default()
     );
+
+    // An incident an operator reports: a failed action flagged critical, audited with it.
+    let incident = NewAction {
+        tenant: a.clone(),
+        run: None,
+        deliverable: None,
+        action: Action::Merge,
+        outcome: Outcome::Failed,
+        duration_ms: 0,
+        tokens: 0,
+        cost_micro_usd: 0,
+        critical: true,
+    };
+    store
+        .record_incident(&incident, &audit("tenant-a", "critical_incident"), t(7))
+        .await
+        .unwrap();
+    let counts = store.action_counts(&a, t(6), t(10)).await.unwrap();
+    assert_eq!(
+        (counts.total, counts.failed, counts.critical_incidents),
+        (1, 1, 1)
+    );
+    let trail = store.audit_records(Some(&a), 0, 10).await.unwrap();
+    assert_eq!(trail.last().unwrap().action, "critical_incident");
 }
 
 pub async fn governance_is_enabled_once_with_its_rules_and_audited(store: Store) {
