@@ -53,7 +53,7 @@ struct Inner {
     http_requests: Family<Labels, Counter>,
     http_duration: Family<Labels, Histogram, fn() -> Histogram>,
     phase_info: Family<Labels, Gauge>,
-    days_in_phase: Family<Labels, Gauge>,
+    time_in_phase: Family<Labels, Gauge>,
     /// Success, error, rollback and approval rates, in that order.
     rates: [Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>; 4],
     actions: Family<Labels, Counter>,
@@ -81,7 +81,8 @@ fn approval_buckets() -> Histogram {
 pub struct TenantGovernance {
     pub tenant: String,
     pub state: GovernanceState,
-    pub days_in_phase: u64,
+    /// Seconds since the phase started.
+    pub in_phase_seconds: u64,
     /// The last 24 hours of action outcomes.
     pub day: WindowMetrics,
     /// People's approvals over their decisions in the last 24 hours (1 when none).
@@ -188,11 +189,12 @@ impl Metrics {
             "The autonomy phase of each governed tenant: 1 for its current phase, 0 for the others",
             phase_info.clone(),
         );
-        let days_in_phase = Family::<Labels, Gauge>::default();
+        // In seconds, not days: Prometheus wants base units (promtool refuses `_days`).
+        let time_in_phase = Family::<Labels, Gauge>::default();
         registry.register(
-            "kamachiq_governance_days_in_phase",
-            "Whole days since each governed tenant's phase started",
-            days_in_phase.clone(),
+            "kamachiq_governance_time_in_phase_seconds",
+            "Time since each governed tenant's phase started (its days in phase, in seconds)",
+            time_in_phase.clone(),
         );
         let rates: [Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>; 4] =
             Default::default();
@@ -288,7 +290,7 @@ impl Metrics {
                 http_requests,
                 http_duration,
                 phase_info,
-                days_in_phase,
+                time_in_phase,
                 rates,
                 actions,
                 actions_seen: std::sync::Mutex::new(None),
@@ -330,9 +332,9 @@ impl Metrics {
                     .get_or_create(&vec![tenant(), ("phase", phase.to_string())])
                     .set(i64::from(phase == t.state.current_phase));
             }
-            m.days_in_phase
+            m.time_in_phase
                 .get_or_create(&vec![tenant()])
-                .set(i64::try_from(t.days_in_phase).unwrap_or(i64::MAX));
+                .set(i64::try_from(t.in_phase_seconds).unwrap_or(i64::MAX));
             for (family, value) in m.rates.iter().zip([
                 t.day.success_rate,
                 t.day.error_rate,
@@ -575,7 +577,7 @@ pub async fn scrape_governance(state: &AppState) -> Result<(), crate::error::Api
         let decided = decisions.approved + decisions.denied;
         snapshot.tenants.push(TenantGovernance {
             tenant: tenant.to_string(),
-            days_in_phase: now.since(governed.state.phase_started_at).as_secs() / 86_400,
+            in_phase_seconds: now.since(governed.state.phase_started_at).as_secs(),
             state: governed.state.clone(),
             day,
             approval_rate: if decided == 0 {

@@ -564,7 +564,6 @@ async fn the_governance_metrics_are_exposed_for_promtool() {
         "# TYPE kamachiq_governance_phase_info gauge",
         "kamachiq_governance_phase_info{tenant=\"tenant-a\",phase=\"L4\"} 1",
         "kamachiq_governance_phase_info{tenant=\"tenant-a\",phase=\"L3\"} 0",
-        "kamachiq_governance_days_in_phase{tenant=\"tenant-a\"} 0",
         "kamachiq_governance_success_rate{tenant=\"tenant-a\"} 1.0",
         "kamachiq_governance_error_rate{tenant=\"tenant-a\"} 0.0",
         "kamachiq_governance_rollback_rate{tenant=\"tenant-a\"} 0.0",
@@ -584,12 +583,15 @@ async fn the_governance_metrics_are_exposed_for_promtool() {
             "{expected} missing from:\n{text}"
         );
     }
-    assert!(
-        text.lines().any(|l| l.starts_with(
-            "kamachiq_governance_readiness_score{tenant=\"tenant-a\",category=\"technical\"} "
-        )),
-        "{text}"
-    );
+    for prefix in [
+        "kamachiq_governance_readiness_score{tenant=\"tenant-a\",category=\"technical\"} ",
+        "kamachiq_governance_time_in_phase_seconds{tenant=\"tenant-a\"} ",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(prefix)),
+            "{prefix}: {text}"
+        );
+    }
     // Counted once: a second scrape adds nothing new.
     let again = server.get("/metrics", &scraper).await.text();
     assert!(again.lines().any(|l| l == "kamachiq_governance_actions_total{tenant=\"tenant-a\",action=\"merge\",status=\"succeeded\"} 2"));
