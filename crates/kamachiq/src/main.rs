@@ -177,11 +177,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Breaker(command) => {
             let client = commands::remote::client(&config)?;
-            commands::governance::breaker(&config, client, command).await
+            commands::breaker::breaker(&config, client, command).await
         }
         Command::Readiness(command) => {
             let client = commands::remote::client(&config)?;
-            commands::governance::readiness(&config, client, command).await
+            commands::breaker::readiness(&config, client, command).await
         }
         Command::Approvals(command) => {
             let client = commands::remote::client(&config)?;

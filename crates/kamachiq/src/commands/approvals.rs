@@ -167,6 +167,12 @@ pub async fn approvals(
                         view.operation,
                         view.decided_by.as_deref().unwrap_or("?")
                     ));
+                    if matches!(target, Target::Local { .. }) {
+                        output::note(format!(
+                            "run {} goes on where a server drives it, or with `kamachiq resume {}`",
+                            view.run_id, view.run_id
+                        ));
+                    }
                 }
             }
             Ok(exit::OK)

@@ -4,6 +4,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod bench;
+pub mod breaker;
 pub mod cancel;
 pub mod config;
 pub mod control;
