@@ -5,7 +5,15 @@
 //!
 //! Before every action (provisioning a deliverable, each attempt of each step, the merge) the
 //! engine asks the policy [`Gate`]; what it holds back waits blocked in the requeue, where an
-//! operator or the retry loop lets it through.
+//! operator or the retry loop lets it through. For a tenant under autonomy governance the gate
+//! also asks governance whether a person must approve: such actions wait in the requeue with
+//! an approval request, until a person approves exactly that action (or denies it, or it
+//! expires). The outcome of every action is recorded with the change that ends it, and the
+//! circuit breakers judge a governed tenant's outcomes as they commit.
+//!
+//! Governance operations (enabling it, settings, rules, events, readiness, the weekly cycle,
+//! proposals, phase rollback, incidents) are the engine's too, with the math of the
+//! governance crate.
 //!
 //! Everything the engine does is durable before it is acted on: a claim is committed before a
 //! step starts, a step's changes are committed to its branch before its success is recorded,
@@ -13,7 +21,7 @@
 //! that dies is replaced by the next one: expired or dead leases are taken over, interrupted
 //! steps re-run, finished ones do not.
 //!
-//! Depends on the domain and store crates; knows nothing of HTTP or the CLI. Time comes from an
+//! Depends on the domain, policy, governance and store crates; knows nothing of HTTP or the CLI. Time comes from an
 //! injected [`Clock`], processes from an injected [`Runner`], and tests can stop the engine at
 //! named [`probe::Point`]s.
 
