@@ -400,6 +400,17 @@ impl Engine {
         !expired && !dead
     }
 
+    /// Waits (at most `within`) until the circuit breakers have judged every outcome this
+    /// engine committed so far: a command that exits right after its last action calls it, so
+    /// a breach by that action is not left for a later one to find.
+    pub async fn breakers_settled(&self, within: Duration) {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.inner
+            .governor
+            .notify(crate::governor::Notice::Flush(reply));
+        let _ = tokio::time::timeout(within, done).await;
+    }
+
     /// Stops the writer once every clone of this engine is gone, and waits for it to finish
     /// its last batch.
     pub async fn close(self) {

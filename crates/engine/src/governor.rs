@@ -30,12 +30,26 @@ use crate::Error;
 use crate::engine::Inner;
 
 /// What the governor is told.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Notice {
     /// Outcomes of the tenant's actions were committed.
     Outcomes(TenantId),
     /// The tenant's governance changed in this process: read it again.
     Changed(TenantId),
+    /// Answer once every notice sent before this one was handled (a command that exits
+    /// right after its last outcome waits for its breakers this way).
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+impl Notice {
+    /// Whether `self` is the same notice as `other`, for a batch read at once.
+    fn same(&self, other: &Notice) -> bool {
+        match (self, other) {
+            (Notice::Outcomes(a), Notice::Outcomes(b))
+            | (Notice::Changed(a), Notice::Changed(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// How long what the governor knows of a tenant is trusted before its version is read again.
@@ -96,13 +110,15 @@ pub(crate) async fn run(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Noti
     while let Some(first) = rx.recv().await {
         let mut notices = vec![first];
         while let Ok(more) = rx.try_recv() {
-            if !notices.contains(&more) {
+            if !notices.iter().any(|n| n.same(&more)) {
                 notices.push(more);
             }
         }
         let Some(inner) = inner.upgrade() else { break };
+        let mut flushed = Vec::new();
         for notice in notices {
             match notice {
+                Notice::Flush(reply) => flushed.push(reply),
                 Notice::Changed(tenant) => {
                     watches.remove(&tenant);
                 }
@@ -114,6 +130,9 @@ pub(crate) async fn run(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Noti
                     }
                 }
             }
+        }
+        for reply in flushed {
+            let _ = reply.send(());
         }
     }
 }

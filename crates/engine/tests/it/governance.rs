@@ -746,13 +746,9 @@ async fn repeated_failures_of_one_type_pause_it_and_policy_denies_it_until_resol
         engine.drive(&run, CancellationToken::new()).await.unwrap(),
         Ending::Finished(RunState::Failed)
     );
-    let paused = loop {
-        let state = h.store.governance(&tenant()).await.unwrap().unwrap().state;
-        if !state.paused_actions.is_empty() {
-            break state;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    // Once the breakers have judged every outcome committed so far, the pause is there.
+    engine.breakers_settled(Duration::from_secs(5)).await;
+    let paused = h.store.governance(&tenant()).await.unwrap().unwrap().state;
     assert_eq!(paused.paused_actions, [Action::RunStep]);
     assert_eq!(paused.current_phase, Phase::L4, "a pause reverts nothing");
 
@@ -816,4 +812,83 @@ async fn repeated_failures_of_one_type_pause_it_and_policy_denies_it_until_resol
         engine.drive(&next, CancellationToken::new()).await.unwrap(),
         Ending::Finished(RunState::Succeeded)
     );
+}
+
+#[tokio::test]
+async fn a_merge_off_the_whitelist_waits_without_a_slot_and_approval_merges_only_it() {
+    let h = Harness::new().await;
+    let repo = repo();
+    let engine = h.engine(
+        Arc::new(ProcessRunner {
+            kill_grace: Duration::from_secs(1),
+            ..ProcessRunner::default()
+        }),
+        None,
+    );
+    // L4: provisioning and steps run unattended, merges wait for a person.
+    govern(
+        &engine,
+        EnableOptions {
+            phase: Phase::L4,
+            ..EnableOptions::default()
+        },
+    )
+    .await;
+    let target = Target::resolve(repo.path(), Some("main")).await.unwrap();
+    let before = crate::support::git(repo.path(), &["rev-parse", "main"]);
+    let yaml = "
+tenant: tenant-a
+deliverables:
+  - {id: a, steps: [{name: dev, run: 'echo a > a.txt'}]}
+  - {id: b, steps: [{name: dev, run: 'echo b > b.txt'}]}
+";
+    // One worker slot: `b` runs its step while `a`'s merge waits for a person.
+    let run = engine.submit(plan(yaml), Some(&target), 1).await.unwrap();
+    assert_eq!(
+        engine.drive(&run, CancellationToken::new()).await.unwrap(),
+        Ending::Blocked { blocked: 2 }
+    );
+    assert_eq!(
+        h.states(&run).await,
+        pairs(&[("a", Blocked), ("b", Blocked)])
+    );
+    assert_eq!(
+        crate::support::git(repo.path(), &["rev-parse", "main"]),
+        before
+    );
+    let waiting = h.store.approvals(&tenant(), true, 10).await.unwrap();
+    assert_eq!(waiting.len(), 2);
+    assert!(waiting.iter().all(|a| a.action == Action::Merge
+        && a.cause == Some(kamachiq_governance::Cause::NotWhitelisted)));
+    let of_a = waiting
+        .iter()
+        .find(|w| w.deliverable.as_str() == "a")
+        .unwrap();
+    let diff = of_a.evidence.diff.as_ref().unwrap();
+    assert_eq!(
+        (diff.files, diff.lines_added, diff.lines_removed),
+        (1, 1, 0)
+    );
+    assert_eq!(of_a.evidence.steps[0].state, "succeeded");
+
+    engine.approve(&of_a.id, "lead.ana", None).await.unwrap();
+    assert_eq!(
+        engine.drive(&run, CancellationToken::new()).await.unwrap(),
+        Ending::Blocked { blocked: 1 }
+    );
+    assert_eq!(
+        h.states(&run).await,
+        pairs(&[("a", Succeeded), ("b", Blocked)])
+    );
+    assert!(repo.path().join("a.txt").exists());
+    assert!(!repo.path().join("b.txt").exists(), "b's merge still waits");
+    let a = &h.store.deliverables(&run).await.unwrap()[0];
+    assert_eq!(a.approved_actions, ["merge"]);
+    let merges: Vec<Outcome> = outcomes(&h)
+        .await
+        .into_iter()
+        .filter(|o| o.record.action == Action::Merge)
+        .map(|o| o.record.outcome)
+        .collect();
+    assert_eq!(merges, [Outcome::Succeeded]);
 }

@@ -444,8 +444,8 @@ pub async fn governance(
                         .record_incident(&tenant, action, description.trim(), run, actor)
                         .await
                         .map_err(local)?;
-                    // The breakers judge it at once; give them a moment before showing.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    // The breakers judge it at once; show the state after them.
+                    engine.breakers_settled(super::BREAKERS_SETTLE).await;
                     state_local(engine, &tenant).await?
                 }
                 Target::Remote(client) => {
