@@ -718,10 +718,11 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
     });
     let held_back = start.is_none() && first.is_some();
     if !held_back {
+        // Not needed after the claim unless held back: moved, not cloned.
         changes.extend(
-            decided
-                .iter()
-                .flat_map(|(j, scope)| j.clone().into_changes(waiver, scope)),
+            std::mem::take(&mut decided)
+                .into_iter()
+                .flat_map(|(j, scope)| j.into_changes(waiver, &scope)),
         );
     }
     let claim = shared.engine.inner.committer.commit_many(changes).await?;
