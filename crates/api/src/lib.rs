@@ -3,7 +3,7 @@
 //! from domain records and never expose storage details (lease owners are shown, SQL never is).
 //!
 //! Field names are a contract: scripts read them. Add fields freely; never rename or remove one.
-//! Depends on the domain and policy crates only.
+//! Depends on the domain, policy and governance crates only.
 
 use kamachiq_domain::plan::Plan;
 use kamachiq_domain::run::{DeliverableStatus, Run, RunSummary, StateCounts, StepAttempt};
@@ -12,11 +12,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 mod control;
+mod governance;
 mod http;
 mod policy;
 pub mod schema;
 
 pub use control::*;
+pub use governance::*;
 pub use http::*;
 pub use policy::*;
 

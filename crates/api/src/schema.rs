@@ -177,3 +177,83 @@ pub struct TenantSettingsBody {
     /// Tools allowed; empty: any.
     tools: Option<Vec<String>>,
 }
+
+/// A schema-only marker for a string that takes one of a fixed list of values.
+macro_rules! value_schema {
+    ($(#[doc = $doc:literal])* $marker:ident: [$($value:literal),+ $(,)?]) => {
+        $(#[doc = $doc])*
+        #[derive(Debug)]
+        pub struct $marker;
+
+        impl utoipa::PartialSchema for $marker {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(concat!($($doc),*).trim()))
+                    .enum_values(Some([$($value),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $marker {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed(stringify!($marker))
+            }
+        }
+    };
+}
+
+value_schema!(
+    /// An autonomy phase, from least to most autonomous.
+    Phase: ["L3", "L3+", "L4", "L4+", "L5"]
+);
+value_schema!(
+    /// A kind of automated action.
+    Action: ["provision", "run_step", "merge", "rollback"]
+);
+value_schema!(
+    /// How approvals are asked: a person for everything, for what is outside the whitelist or
+    /// at or above the risk threshold, or only for what policy asks.
+    ApprovalMode: ["manual", "supervised", "autonomous"]
+);
+value_schema!(
+    /// What becomes of an approval request nobody answered in time.
+    ExpiryAction: ["deny", "escalate"]
+);
+value_schema!(
+    /// What a tripped circuit breaker does.
+    BreakerAction: ["revert_to_l3", "pause_command_type", "alert_only"]
+);
+value_schema!(
+    /// How urgently a person must respond to a breaker event.
+    Severity: ["low", "medium", "high", "critical"]
+);
+value_schema!(
+    /// A readiness checklist category.
+    Category: ["technical", "process", "organizational"]
+);
+value_schema!(
+    /// The readiness status: ready at 95% with every required item passed, almost ready at
+    /// 90-94% without blockers, needs work otherwise.
+    ReadinessStatus: ["ready", "almost_ready", "needs_work"]
+);
+value_schema!(
+    /// What decided a readiness item.
+    ItemSource: ["metric", "attested", "missing"]
+);
+value_schema!(
+    /// What the weekly cycle recommends.
+    RecommendationKind: ["expand", "maintain", "investigate"]
+);
+value_schema!(
+    /// Where a proposal stands.
+    ProposalStatus: ["pending", "approved", "rejected"]
+);
+value_schema!(
+    /// Where an approval request stands.
+    ApprovalStatus: ["pending", "approved", "denied", "expired", "escalated", "withdrawn"]
+);
+value_schema!(
+    /// Why governance asks a person to approve an action.
+    Cause: ["paused", "manual_mode", "policy", "not_whitelisted", "risk"]
+);

@@ -3,7 +3,10 @@
 //! A token belongs to one tenant and holds one or more roles. Reading needs any role; driving
 //! runs needs `operator`; managing tokens needs `admin`. The approver roles (`tech-lead`,
 //! `ops-lead`, `product-lead`, `exec-sponsor`) read like a viewer and approve what their role
-//! is asked for. `metrics` reads the Prometheus endpoint and nothing else, for scrapers.
+//! is asked for: actions in the approvals inbox, readiness attestations, and the autonomy
+//! proposals that name their role. Rolling a phase back and changing circuit-breaker rules
+//! takes `admin` or `ops-lead`. `metrics` reads the Prometheus endpoint and nothing else, for
+//! scrapers.
 
 use crate::names::named_enum;
 
@@ -32,6 +35,11 @@ pub enum Permission {
     Administer,
     /// Read `/metrics`.
     ReadMetrics,
+    /// Approve or deny what waits for a person, attest readiness items, approve proposals
+    /// (each proposal also checks the roles it names).
+    Approve,
+    /// Roll a tenant's autonomy phase back, change its circuit-breaker rules.
+    Govern,
 }
 
 impl Permission {
@@ -50,6 +58,14 @@ impl Permission {
             Self::Operate => &[Role::Operator, Role::Admin],
             Self::Administer => &[Role::Admin],
             Self::ReadMetrics => &[Role::Metrics, Role::Admin],
+            Self::Approve => &[
+                Role::TechLead,
+                Role::OpsLead,
+                Role::ProductLead,
+                Role::ExecSponsor,
+                Role::Admin,
+            ],
+            Self::Govern => &[Role::Admin, Role::OpsLead],
         }
     }
 
@@ -87,6 +103,27 @@ mod tests {
         assert!(!Permission::Administer.allows(&[Role::Operator, Role::Metrics]));
         assert!(Permission::Administer.allows(&[Role::Admin]));
         assert_eq!(Permission::Administer.granted_by()[0], Role::Admin);
+    }
+
+    #[test]
+    fn approving_needs_an_approver_role_or_admin_and_governing_admin_or_ops_lead() {
+        for role in Role::ALL {
+            let approver = matches!(
+                role,
+                Role::TechLead
+                    | Role::OpsLead
+                    | Role::ProductLead
+                    | Role::ExecSponsor
+                    | Role::Admin
+            );
+            assert_eq!(Permission::Approve.allows(&[role]), approver, "{role}");
+            assert_eq!(
+                Permission::Govern.allows(&[role]),
+                matches!(role, Role::Admin | Role::OpsLead),
+                "{role}"
+            );
+        }
+        assert_eq!(Permission::Approve.granted_by()[0], Role::TechLead);
     }
 
     #[test]

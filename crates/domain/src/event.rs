@@ -53,6 +53,16 @@ named_enum! {
         /// A merged deliverable was rolled back: a new commit on the target branch undoes its
         /// merge (history is kept), recorded with who asked and the audit trail.
         DeliverableRolledBack = "deliverable_rolled_back",
+        /// An action of the deliverable waits for a person: an approval request was opened
+        /// (its id, the action, the risk, when it expires), so someone can be notified.
+        ApprovalRequested = "approval_requested",
+        /// An approval request was decided: approved, denied, expired, escalated, approved
+        /// at once by the tenant's low-risk auto-approval, or withdrawn when the deliverable
+        /// was let through otherwise.
+        ApprovalDecided = "approval_decided",
+        /// A circuit breaker tripped on an outcome of this run: the tenant's phase was
+        /// reverted to L3, an action type was paused, or an alert was raised.
+        BreakerTripped = "breaker_tripped",
     }
 }
 

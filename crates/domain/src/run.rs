@@ -110,6 +110,9 @@ pub struct DeliverableStatus {
     /// The requeue entry whose operator override lets it run although policy would hold it
     /// back (the emergency stop aside).
     pub policy_override: Option<String>,
+    /// The actions a person approved for it through the approvals inbox (`merge`,
+    /// `run_step:2`): each lets that one action through, and nothing else.
+    pub approved_actions: Vec<String>,
 }
 
 named_enum! {

@@ -3,6 +3,9 @@
 //! transaction, answers each waiter, and publishes the committed events. Under load, batches
 //! grow by themselves, so one fsync covers hundreds of transitions; when idle, a lone change is
 //! committed at once.
+//!
+//! After each batch the writer tells the governor (when one listens) which tenants had
+//! action outcomes committed, so circuit breakers judge them at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +57,17 @@ impl Committer {
         clock: Arc<dyn Clock>,
         events: broadcast::Sender<Event>,
     ) -> Result<(Self, oneshot::Receiver<()>), Error> {
+        Self::start_watched(store, clock, events, None)
+    }
+
+    /// [`Committer::start`], telling `outcomes` the tenant of every action outcome committed
+    /// (once per tenant and batch).
+    pub(crate) fn start_watched(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        events: broadcast::Sender<Event>,
+        outcomes: Option<mpsc::UnboundedSender<crate::governor::Notice>>,
+    ) -> Result<(Self, oneshot::Receiver<()>), Error> {
         let (queue, rx) = mpsc::channel(MAX_BATCH * 4);
         let (done, finished) = oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -63,7 +77,7 @@ impl Committer {
         std::thread::Builder::new()
             .name("kamachiq-writer".to_owned())
             .spawn(move || {
-                runtime.block_on(write_loop(store, clock, events, rx));
+                runtime.block_on(write_loop(store, clock, events, outcomes, rx));
                 let _ = done.send(());
             })
             .map_err(|e| Error::Io(format!("cannot start the store writer: {e}")))?;
@@ -92,6 +106,7 @@ async fn write_loop(
     store: Store,
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<Event>,
+    outcomes: Option<mpsc::UnboundedSender<crate::governor::Notice>>,
     mut rx: mpsc::Receiver<Request>,
 ) {
     let mut requests: Vec<Request> = Vec::with_capacity(MAX_BATCH);
@@ -132,6 +147,19 @@ async fn write_loop(
         }
         match applied {
             Ok(outcome) => {
+                if let Some(outcomes) = &outcomes {
+                    let mut tenants: Vec<&kamachiq_domain::TenantId> = Vec::new();
+                    for (change, result) in changes.iter().zip(&outcome.results) {
+                        if let (Change::Acted(a), Ok(_)) = (change, result)
+                            && !tenants.contains(&&a.tenant)
+                        {
+                            tenants.push(&a.tenant);
+                        }
+                    }
+                    for tenant in tenants {
+                        let _ = outcomes.send(crate::governor::Notice::Outcomes(tenant.clone()));
+                    }
+                }
                 let mut ready = kamachiq_store::by_run(&outcome.ready);
                 let mut results = outcome.results.into_iter();
                 for (request, keys) in requests.drain(..).zip(routes) {

@@ -159,6 +159,8 @@ pub(crate) struct Inner {
     pub requeue_due: tokio::sync::Notify,
     /// The policy gate every action passes.
     pub gate: crate::gate::Gate,
+    /// Circuit breakers: told of every tenant with new action outcomes.
+    pub governor: crate::governor::Governor,
     /// The review guards, compiled once.
     pub review: kamachiq_review::Guards,
     /// The worktrees' disk use, measured now and then.
@@ -173,12 +175,17 @@ pub(crate) struct Inner {
 impl Engine {
     pub fn new(parts: Parts) -> Result<Self, Error> {
         let (events, _) = broadcast::channel(4096);
-        let (committer, writer_done) =
-            Committer::start(parts.store.clone(), parts.clock.clone(), events.clone())?;
+        let (governor, notices) = crate::governor::Governor::channel();
+        let (committer, writer_done) = Committer::start_watched(
+            parts.store.clone(),
+            parts.clock.clone(),
+            events.clone(),
+            Some(governor.sender()),
+        )?;
         let gate = crate::gate::Gate::new(parts.store.clone(), parts.clock.clone());
         let review = kamachiq_review::Guards::new(&parts.options.review)
             .map_err(|e| Error::Io(format!("the review guards: {e}")))?;
-        Ok(Self {
+        let engine = Self {
             inner: Arc::new(Inner {
                 store: parts.store,
                 committer,
@@ -193,13 +200,24 @@ impl Engine {
                 submitted: tokio::sync::Notify::new(),
                 requeue_due: tokio::sync::Notify::new(),
                 gate,
+                governor,
                 review,
                 disk: crate::disk::Meter::default(),
 
                 driving: std::sync::Mutex::new(std::collections::HashSet::new()),
                 writer_done: std::sync::Mutex::new(Some(writer_done)),
             }),
-        })
+        };
+        // Circuit breakers run beside the writer, on the caller's runtime.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(crate::governor::run(Arc::downgrade(&engine.inner), notices));
+            }
+            Err(_) => tracing::warn!(
+                "no async runtime: circuit breakers will not react to outcomes of this engine"
+            ),
+        }
+        Ok(engine)
     }
 
     pub fn store(&self) -> &Store {
@@ -386,6 +404,17 @@ impl Engine {
         let dead =
             Owner::parse(&lease.owner).is_some_and(|o| o.is_certainly_dead(&self.inner.owner));
         !expired && !dead
+    }
+
+    /// Waits (at most `within`) until the circuit breakers have judged every outcome this
+    /// engine committed so far: a command that exits right after its last action calls it, so
+    /// a breach by that action is not left for a later one to find.
+    pub async fn breakers_settled(&self, within: Duration) {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.inner
+            .governor
+            .notify(crate::governor::Notice::Flush(reply));
+        let _ = tokio::time::timeout(within, done).await;
     }
 
     /// Stops the writer once every clone of this engine is gone, and waits for it to finish

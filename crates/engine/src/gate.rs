@@ -5,6 +5,12 @@
 //!
 //! A stored policy set that no longer compiles (it compiled when it was stored) fails closed:
 //! every decision of that tenant is a deny naming the error.
+//!
+//! For a governed tenant the gate also reads its governance (cached the same way, its version
+//! in the same stamp): the policy input carries the real phase, approval mode and paused action
+//! types, and after the policy decided, governance says whether a person must approve what the
+//! policy allowed ([`kamachiq_governance::needs_approval`]). An ungoverned tenant is decided by
+//! policy alone, exactly as before governance existed.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -12,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kamachiq_domain::{Reason, ReasonCode, Tenant, TenantId};
+use kamachiq_governance::{Cause, Requirement, Subject};
 use kamachiq_policy::{Decision, Input, PolicySet, Verdict};
-use kamachiq_store::{DecisionRecord, PolicyStamp, StopState, Store};
+use kamachiq_store::{DecisionRecord, Governed, NewApproval, PolicyStamp, StopState, Store};
 
 use crate::Error;
 use crate::agents::{Bucket, DaySpend};
@@ -28,15 +35,69 @@ pub const REFRESH: Duration = Duration::from_secs(1);
 struct Rules {
     tenant: Tenant,
     policies: Result<Option<PolicySet>, String>,
+    /// The tenant's governance, when it is governed.
+    governance: Option<Arc<Governed>>,
     stamp: PolicyStamp,
     checked: Instant,
 }
 
-/// A decision and the record that keeps it.
+/// Why a person must approve an action the policy did not deny, as governance says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Need {
+    pub cause: Cause,
+    pub reason: String,
+    /// The tenant approves this one at once (low risk, not whitelisted, auto-approval on).
+    pub auto: bool,
+}
+
+impl Need {
+    /// The reason as the requeue and the approvals inbox show it.
+    pub fn as_reason(&self) -> kamachiq_policy::Reason {
+        kamachiq_policy::Reason::new(
+            format!("governance_{}", cause_code(self.cause)),
+            self.reason.clone(),
+            "governance",
+        )
+    }
+}
+
+/// The stable name of a cause (`not_whitelisted`, ...).
+pub fn cause_code(c: Cause) -> &'static str {
+    match c {
+        Cause::Paused => "paused",
+        Cause::ManualMode => "manual_mode",
+        Cause::Policy => "policy",
+        Cause::NotWhitelisted => "not_whitelisted",
+        Cause::Risk => "risk",
+    }
+}
+
+/// What lets a deliverable past a decision that holds it back: an operator's override of its
+/// requeue entry (everything but the emergency stop), and the actions a person approved
+/// through the approvals inbox (each that one action, when it only needs a person).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Waiver {
+    pub overridden: Option<String>,
+    pub approved: Vec<String>,
+}
+
+impl Waiver {
+    /// Whether a person approved the action of `scope` (see [`kamachiq_store::approval_scope`]).
+    pub fn covers(&self, scope: &str) -> bool {
+        self.approved.iter().any(|s| s == scope)
+    }
+}
+
+/// A decision and the record that keeps it, with what governance asks beyond it.
 #[derive(Clone, Debug)]
 pub struct Judged {
     pub decision: Decision,
     pub record: DecisionRecord,
+    /// A person must approve what the policy allowed (or asked approval for); `None` for an
+    /// ungoverned tenant, or when governance lets the action run.
+    pub need: Option<Need>,
+    /// How long an approval request for this action would wait.
+    pub approval_ttl: Duration,
 }
 
 impl Judged {
@@ -48,26 +109,104 @@ impl Judged {
             .any(|r| r.code == "emergency_stop")
     }
 
-    /// Whether the action may go ahead: allowed, or held back but waived by an operator's
-    /// override (never past the emergency stop).
-    pub fn proceeds(&self, waiver: Option<&str>) -> bool {
-        self.decision.verdict == Verdict::Allow
-            || (waiver.is_some()
-                && !self
-                    .decision
-                    .reasons
-                    .iter()
-                    .any(|r| r.code == "emergency_stop"))
+    /// Whether the action may go ahead, the action being the one of `scope`: allowed by
+    /// policy with nothing more asked by governance (or approved at once by the tenant's
+    /// low-risk auto-approval); asking for a person whom a person already answered for this
+    /// action; or held back but waived by an operator's override. Never past the emergency
+    /// stop, and never past a deny but by an override.
+    pub fn proceeds(&self, waiver: &Waiver, scope: &str) -> bool {
+        if self.stopped() {
+            return false;
+        }
+        if waiver.overridden.is_some() {
+            return true;
+        }
+        match self.decision.verdict {
+            Verdict::Deny => false,
+            Verdict::RequireApproval => waiver.covers(scope),
+            Verdict::Allow => match &self.need {
+                None => true,
+                Some(need) => need.auto || waiver.covers(scope),
+            },
+        }
+    }
+
+    /// Whether a person must approve the action before it runs (the policy asked, or
+    /// governance did): what opens an approval request when it is held back.
+    pub fn needs_person(&self) -> bool {
+        !self.stopped()
+            && match self.decision.verdict {
+                Verdict::Deny => false,
+                Verdict::RequireApproval => true,
+                Verdict::Allow => self.need.as_ref().is_some_and(|n| !n.auto),
+            }
+    }
+
+    /// The verdict and reasons the requeue keeps for this decision: the policy's, made a
+    /// `require_approval` with governance's reason when governance asks for a person.
+    pub fn held_as(&self) -> (Verdict, Vec<kamachiq_policy::Reason>) {
+        let mut reasons = self.decision.reasons.clone();
+        let mut verdict = self.decision.verdict;
+        // When the policy itself asked for a person, its reasons say why already.
+        if verdict == Verdict::Allow
+            && let Some(need) = &self.need
+        {
+            reasons.push(need.as_reason());
+            verdict = Verdict::RequireApproval;
+        }
+        (verdict, reasons)
+    }
+
+    /// What to commit with the action this decision lets through: the decision, and, when
+    /// the tenant's low-risk auto-approval is what lets it through, that approval.
+    pub fn into_changes(self, waiver: &Waiver, scope: &str) -> Vec<kamachiq_store::Change> {
+        use kamachiq_store::Change;
+        let auto = self.decision.verdict == Verdict::Allow
+            && waiver.overridden.is_none()
+            && !waiver.covers(scope)
+            && self.need.as_ref().is_some_and(|n| n.auto);
+        let approval = if auto { self.auto_approval() } else { None };
+        let mut out = vec![Change::Decided(Box::new(self.record))];
+        if let Some(approval) = approval {
+            out.push(Change::Approval(Box::new(approval)));
+        }
+        out
+    }
+
+    /// The record of an approval granted at once by the tenant's low-risk auto-approval.
+    fn auto_approval(&self) -> Option<NewApproval> {
+        let need = self.need.as_ref()?;
+        let record = &self.record;
+        Some(NewApproval {
+            id: new_approval_id(),
+            requeue_id: None,
+            tenant: record.tenant.clone(),
+            run: record.run.clone()?,
+            deliverable: record.deliverable.clone()?,
+            action: record.input.action,
+            step: record.input.step.as_ref().map(|s| s.name.clone()),
+            risk: self.decision.risk,
+            cause: Some(need.cause),
+            evidence: kamachiq_store::Evidence {
+                reasons: vec![need.as_reason()],
+                diff: record.input.diff.clone(),
+                steps: Vec::new(),
+            },
+            requested_at: record.at,
+            expires_at: record.at,
+            status: kamachiq_store::ApprovalStatus::Approved,
+            decided_by: Some(AUTO_APPROVER.to_owned()),
+        })
     }
 
     /// The reason a deliverable shows while this decision holds it back: the first reason
     /// whose code kamachiq knows, else a summary of them all.
     pub fn block_reason(&self) -> Reason {
-        let code = if self.decision.verdict == Verdict::RequireApproval {
+        let (verdict, reasons) = self.held_as();
+        let code = if verdict == Verdict::RequireApproval {
             ReasonCode::ApprovalRequired
         } else {
-            self.decision
-                .reasons
+            reasons
                 .iter()
                 .find_map(|r| match r.code.as_str() {
                     "emergency_stop" => Some(ReasonCode::EmergencyStop),
@@ -78,9 +217,7 @@ impl Judged {
                 .unwrap_or(ReasonCode::PolicyDenied)
         };
         // Each reason's message; its code too where the deliverable's code does not say it.
-        let all: Vec<String> = self
-            .decision
-            .reasons
+        let all: Vec<String> = reasons
             .iter()
             .map(|r| {
                 if r.code == code.as_str() {
@@ -91,12 +228,20 @@ impl Judged {
             })
             .collect();
         let detail = if all.is_empty() {
-            format!("policy answered {}", verdict_text(self.decision.verdict))
+            format!("policy answered {}", verdict_text(verdict))
         } else {
             all.join("; ")
         };
         Reason::new(code, detail)
     }
+}
+
+/// Who approves what the tenant's low-risk auto-approval lets through.
+pub const AUTO_APPROVER: &str = "auto";
+
+/// A new approval request id.
+pub fn new_approval_id() -> String {
+    format!("apr-{}", ulid::Ulid::generate().to_string().to_lowercase())
 }
 
 fn verdict_text(v: Verdict) -> &'static str {
@@ -227,10 +372,48 @@ impl Gate {
         let rules = self.rules(tenant).await?;
         input.at = self.clock.now();
         input.emergency_stop = self.emergency_stop().await?.is_some();
+        if let Some(governed) = &rules.governance {
+            let state = &governed.state;
+            input.autonomy = kamachiq_policy::Autonomy {
+                phase: state.current_phase.to_string(),
+                approval_mode: state.approval_mode.to_string(),
+                paused_actions: state.paused_actions.clone(),
+            };
+        }
         let decision = match &rules.policies {
             Ok(policies) => kamachiq_policy::decide(&input, &rules.tenant, policies.as_ref()),
             Err(e) => broken_policy(&input, &rules.tenant, rules.stamp.policy_version, e),
         };
+        let need = rules.governance.as_ref().and_then(|governed| {
+            let subject = Subject {
+                action: input.action,
+                risk: decision.risk,
+                verdict: decision.verdict,
+            };
+            let settings = &governed.settings;
+            match kamachiq_governance::needs_approval(
+                &governed.state,
+                &subject,
+                settings.risk_threshold,
+            ) {
+                Requirement::Auto | Requirement::Denied { .. } => None,
+                Requirement::Approval { cause, reason } => Some(Need {
+                    auto: cause.auto_approvable()
+                        && kamachiq_governance::approval::auto_approves(
+                            decision.risk,
+                            settings.auto_approve_low_risk,
+                        ),
+                    cause,
+                    reason,
+                }),
+            }
+        });
+        let approval_ttl = rules
+            .governance
+            .as_ref()
+            .map_or(kamachiq_governance::approval::DEFAULT_TTL, |g| {
+                g.settings.approval_ttl
+            });
         let record = DecisionRecord {
             id: format!("dc-{}", ulid::Ulid::generate().to_string().to_lowercase()),
             tenant: tenant.clone(),
@@ -246,7 +429,17 @@ impl Gate {
             at: input.at,
             input,
         };
-        Ok(Judged { decision, record })
+        Ok(Judged {
+            decision,
+            record,
+            need,
+            approval_ttl,
+        })
+    }
+
+    /// The tenant's governance in force, when it is governed (cached like its settings).
+    pub async fn governance(&self, tenant: &TenantId) -> Result<Option<Arc<Governed>>, Error> {
+        Ok(self.rules(tenant).await?.governance.clone())
     }
 
     /// Forgets what is cached of `tenant`: its settings or policies changed in this process.
@@ -271,6 +464,7 @@ impl Gate {
             Some(rules) if rules.stamp == stamp => Arc::new(Rules {
                 tenant: rules.tenant.clone(),
                 policies: rules.policies.clone(),
+                governance: rules.governance.clone(),
                 stamp,
                 checked: Instant::now(),
             }),
@@ -292,9 +486,15 @@ impl Gate {
                     e.to_string()
                 }),
         };
+        let governance = if stamp.governance_version > 0 {
+            self.store.governance(tenant).await?.map(Arc::new)
+        } else {
+            None
+        };
         Ok(Rules {
             tenant: settings,
             policies,
+            governance,
             stamp,
             checked: Instant::now(),
         })

@@ -5,7 +5,15 @@
 //!
 //! Before every action (provisioning a deliverable, each attempt of each step, the merge) the
 //! engine asks the policy [`Gate`]; what it holds back waits blocked in the requeue, where an
-//! operator or the retry loop lets it through.
+//! operator or the retry loop lets it through. For a tenant under autonomy governance the gate
+//! also asks governance whether a person must approve: such actions wait in the requeue with
+//! an approval request, until a person approves exactly that action (or denies it, or it
+//! expires). The outcome of every action is recorded with the change that ends it, and the
+//! circuit breakers judge a governed tenant's outcomes as they commit.
+//!
+//! Governance operations (enabling it, settings, rules, events, readiness, the weekly cycle,
+//! proposals, phase rollback, incidents) are the engine's too, with the math of the
+//! governance crate.
 //!
 //! Everything the engine does is durable before it is acted on: a claim is committed before a
 //! step starts, a step's changes are committed to its branch before its success is recorded,
@@ -13,11 +21,12 @@
 //! that dies is replaced by the next one: expired or dead leases are taken over, interrupted
 //! steps re-run, finished ones do not.
 //!
-//! Depends on the domain and store crates; knows nothing of HTTP or the CLI. Time comes from an
+//! Depends on the domain, policy, governance and store crates; knows nothing of HTTP or the CLI. Time comes from an
 //! injected [`Clock`], processes from an injected [`Runner`], and tests can stop the engine at
 //! named [`probe::Point`]s.
 
 mod agents;
+mod approvals;
 mod clock;
 mod committer;
 mod control;
@@ -26,6 +35,8 @@ mod drive;
 mod engine;
 mod gate;
 mod git;
+mod governance;
+mod governor;
 mod intake;
 mod lease;
 mod owner;
@@ -40,12 +51,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use agents::{AgentEnv, AgentOptions, Persona, Sandbox};
+pub use approvals::EXPIRY;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use committer::{Committed, Committer};
 pub use disk::{bytes as format_bytes, usage as disk_usage};
 pub use engine::{CancelOutcome, DrivenBy, Ending, Engine, EngineOptions, Parts, Submission};
-pub use gate::{Gate, Judged};
+pub use gate::{AUTO_APPROVER, Gate, Judged, Need, Waiver};
 pub use git::Identity;
+pub use governance::{CycleOutcome, EnableOptions, GovernanceUpdate, ProposalDecision, RulePatch};
 pub use owner::Owner;
 pub use requeue::{RequeueOptions, Resolved, RetryPass, backoff as requeue_backoff, retry_loop};
 pub use rollback::{RollbackDone, RollbackTarget};
@@ -111,6 +124,47 @@ pub enum Error {
     /// No rollback point matches (the message says what was looked for).
     #[error("{0}")]
     NoRollbackPoint(String),
+    #[error(
+        "tenant `{0}` is not governed; an admin enables it with `kamachiq governance enable --tenant {0}`"
+    )]
+    NotGoverned(String),
+    #[error(transparent)]
+    Governance(#[from] kamachiq_governance::Error),
+    #[error(
+        "cannot roll back from {current} to {target}: a rollback goes down (or restarts the phase); moving up takes a proposal"
+    )]
+    PhaseNotLower {
+        current: kamachiq_governance::Phase,
+        target: kamachiq_governance::Phase,
+    },
+    #[error("the governance of tenant `{0}` kept changing while this change was made; try again")]
+    GovernanceBusy(String),
+    #[error("no readiness item `{item}` to attest; the attested items are: {}", known.join(", "))]
+    UnknownItem { item: String, known: Vec<String> },
+    #[error("readiness item `{item}` is measured by kamachiq, not attested")]
+    ItemMeasured { item: String },
+    #[error("no proposal `{0}`")]
+    ProposalNotFound(String),
+    #[error("proposal `{id}` is {} already; it takes no more decisions", proposal_status(*status))]
+    ProposalClosed {
+        id: String,
+        status: kamachiq_governance::proposal::ProposalStatus,
+    },
+    #[error("{0}")]
+    ProposalRefused(kamachiq_governance::ApprovalRefused),
+    #[error("the proposal cannot be approved while the tenant is not ready: {}", reasons.join("; "))]
+    ProposalBlocked { reasons: Vec<String> },
+    #[error("the proposal no longer fits the tenant's phase: {0}")]
+    ProposalStale(kamachiq_governance::Error),
+    #[error("no approval request `{0}`")]
+    ApprovalNotFound(String),
+    #[error("approval request `{id}` is {} already; it takes no more decisions", status.as_str())]
+    ApprovalClosed {
+        id: String,
+        status: kamachiq_store::ApprovalStatus,
+    },
+    #[error("approval request `{id}` expired at {at}; it is being closed as the tenant says")]
+    ApprovalExpired { id: String, at: Timestamp },
     #[error("{what} matches more than one rollback point: {}; {hint}", matches.join(", "))]
     AmbiguousRollbackPoint {
         what: String,
@@ -159,6 +213,15 @@ pub enum Error {
         checkout: PathBuf,
         detail: String,
     },
+}
+
+fn proposal_status(s: kamachiq_governance::proposal::ProposalStatus) -> &'static str {
+    use kamachiq_governance::proposal::ProposalStatus;
+    match s {
+        ProposalStatus::Pending => "pending",
+        ProposalStatus::Approved => "approved",
+        ProposalStatus::Rejected => "rejected",
+    }
 }
 
 impl From<kamachiq_store::Error> for Error {

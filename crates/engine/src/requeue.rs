@@ -1,5 +1,6 @@
 //! The requeue of deliverables held back by policy: re-evaluation (by an operator, or by the
-//! retry loop with jittered backoff and a bounded number of attempts), and overrides.
+//! retry loop with jittered backoff and a bounded number of attempts), and overrides. The
+//! retry loop also expires approval requests nobody answered in time.
 //!
 //! A re-evaluation decides again on the input of the decision that held the deliverable back,
 //! at the current time and with the tenant's settings and policies in force now. When policy
@@ -16,7 +17,9 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use crate::drive::{Held, approval_request};
 use crate::engine::Engine;
+use crate::gate::Waiver;
 
 /// How the retry loop treats blocked deliverables.
 #[derive(Clone, Debug)]
@@ -153,6 +156,10 @@ impl Engine {
 
     /// Re-evaluates every entry whose retry is due: one pass of the retry loop.
     pub async fn retry_due(&self) -> Result<RetryPass, Error> {
+        // Requests nobody answered in time expire whatever else happens.
+        if let Err(e) = self.expire_approvals().await {
+            tracing::warn!(error = %e, "cannot expire approval requests; trying again");
+        }
         // Under the emergency stop every decision is a deny: retrying would only spend
         // attempts.
         if self.inner.gate.emergency_stop().await?.is_some() {
@@ -206,23 +213,19 @@ impl Engine {
                 ))
             })?;
         let judged = self.inner.gate.decide(&entry.tenant, held.input).await?;
-        if judged.proceeds(None) {
+        let no_waiver = Waiver::default();
+        if judged.proceeds(&no_waiver, "") {
             let decision_id = judged.record.id.clone();
-            let committed = self
-                .inner
-                .committer
-                .commit_many(vec![
-                    Change::Unblock {
-                        requeue_id: entry.id.clone(),
-                        resolution: Resolution::Allowed,
-                        by,
-                        justification: None,
-                        decision_id: Some(decision_id),
-                        audit: None,
-                    },
-                    Change::Decided(Box::new(judged.record)),
-                ])
-                .await?;
+            let mut changes = vec![Change::Unblock {
+                requeue_id: entry.id.clone(),
+                resolution: Resolution::Allowed,
+                by,
+                justification: None,
+                decision_id: Some(decision_id),
+                audit: None,
+            }];
+            changes.extend(judged.into_changes(&no_waiver, ""));
+            let committed = self.inner.committer.commit_many(changes).await?;
             if committed.first().map(|c| &c.result) != Some(&Ok(Applied::Done)) {
                 return Err(Error::RequeueNotFound(entry.id.clone()));
             }
@@ -235,6 +238,37 @@ impl Engine {
                 resolution: Resolution::Allowed,
             });
         }
+        // A person must approve it now, and nobody was asked yet (it was denied by policy
+        // before, say, or its last request was denied and a person asked again): ask.
+        let approval = if judged.needs_person()
+            && self
+                .inner
+                .store
+                .open_approval_of(&entry.id)
+                .await?
+                .is_none()
+        {
+            let steps = self
+                .inner
+                .store
+                .step_attempts(&entry.run, Some(&entry.deliverable))
+                .await?;
+            let held = Held {
+                id: &entry.id,
+                tenant: &entry.tenant,
+                run: &entry.run,
+                deliverable: &entry.deliverable,
+            };
+            Some(Box::new(approval_request(
+                &judged,
+                &held,
+                &steps,
+                self.inner.clock.now(),
+            )))
+        } else {
+            None
+        };
+        let (verdict, reasons) = judged.held_as();
         let attempts = entry.attempts + u32::from(automatic);
         let options = &self.inner.options.requeue;
         let next_retry_at = if automatic {
@@ -251,8 +285,9 @@ impl Engine {
                     attempts,
                     next_retry_at,
                     decision_id: judged.record.id.clone(),
-                    verdict: judged.decision.verdict,
-                    reasons: judged.decision.reasons.clone(),
+                    verdict,
+                    reasons,
+                    approval,
                 },
                 Change::Decided(Box::new(judged.record)),
             ])

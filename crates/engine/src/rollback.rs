@@ -91,6 +91,7 @@ impl Engine {
                 revert_commit: revert_commit.clone(),
                 by: by.to_owned(),
                 at,
+                duration_ms: u64::try_from(at.since(started).as_millis()).unwrap_or(u64::MAX),
             })
             .await
             .map_err(|e| match e {
@@ -105,6 +106,10 @@ impl Engine {
                 },
                 other => other.into(),
             })?;
+        // The rollback's outcome was recorded with it: circuit breakers judge it now.
+        self.inner
+            .governor
+            .notify(crate::governor::Notice::Outcomes(event.tenant.clone()));
         let _ = self.inner.events.send(event);
         tracing::info!(point = %point.id, run = %point.run_id, deliverable = %point.deliverable,
             branch = %point.branch, revert = %revert_commit, by, "merge rolled back");

@@ -10,6 +10,8 @@
 //! - [`state`]: a tenant's [`GovernanceState`] and how it changes.
 //! - [`approval`]: the approval modes (manual, supervised, autonomous) and whether an action
 //!   needs a person.
+//! - [`settings`]: a tenant's approval settings: auto-approval of low risk, how long a request
+//!   waits, what becomes of one nobody answered, the supervised risk threshold.
 //! - [`readiness`]: the weighted readiness checklist, backed by measured facts where kamachiq
 //!   can measure them and by attestations where only a person can say.
 //! - [`cycle`]: the weekly governance cycle: recommend expanding, maintaining or investigating,
@@ -37,6 +39,7 @@ pub mod metrics;
 pub mod phase;
 pub mod proposal;
 pub mod readiness;
+pub mod settings;
 pub mod state;
 pub mod window;
 
@@ -55,6 +58,7 @@ pub use readiness::{
     Assessment, Attestation, Category, Check, Checklist, Item, ReadinessFacts, Status, assess,
     default_checklist,
 };
+pub use settings::Settings;
 pub use state::GovernanceState;
 
 /// What a CEL condition belongs to, for error messages.

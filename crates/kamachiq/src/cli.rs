@@ -5,6 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod governance;
+
+pub use governance::{
+    ApprovalsCommand, BreakerCommand, GovernanceCommand, ReadinessCommand, TenantArg,
+};
+
 const EXIT_CODES: &str = "\
 Exit codes: 0 success · 1 the run failed · 2 invalid input (plan, flags, configuration) ·
 3 the run was cancelled · 4 kamachiq could not do it (store, git, system) · 5 policy held work
@@ -35,7 +41,8 @@ pub struct Cli {
     pub log_level: Option<String>,
 
     /// Act on a kamachiq server instead of the local store (runs, status, cancel, resume,
-    /// run, pause, stop, resume-all). Also KAMACHIQ_SERVER.
+    /// run, pause, stop, resume-all, governance, breaker, readiness, approvals). Also
+    /// KAMACHIQ_SERVER.
     #[arg(long, global = true, value_name = "URL")]
     pub server: Option<String>,
 
@@ -133,6 +140,21 @@ pub enum Command {
     /// Roll back a promotion: a new commit on the target branch undoes one merge (history is
     /// kept). `rollback list` shows the rollback points, `rollback cleanup` forgets old ones.
     Rollback(RollbackArgs),
+    /// Autonomy governance of a tenant: enable it, its phase, mode and settings, the weekly
+    /// cycle and its proposals, rolling the phase back, critical incidents, action metrics.
+    #[command(subcommand)]
+    Governance(GovernanceCommand),
+    /// Circuit breakers: rules over the windowed action metrics that revert the phase to L3,
+    /// pause an action type or alert, and the events they raised.
+    #[command(subcommand)]
+    Breaker(BreakerCommand),
+    /// Readiness for more autonomy: the weighted checklist, its score and blockers,
+    /// attestations.
+    #[command(subcommand)]
+    Readiness(ReadinessCommand),
+    /// The approvals inbox: actions that wait for a person, approved or denied by approvers.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
 }
 
 const DOCTOR_EXIT_CODES: &str = "\

@@ -109,6 +109,32 @@ impl Client {
         })
     }
 
+    /// `GET path`, the answer read as `T`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.json(self.request(Method::GET, path)).await
+    }
+
+    /// `method path` with `body` as JSON (none when `None`), the answer read as `T`.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<T> {
+        let request = self.request(method, path);
+        let request = match body {
+            Some(body) => request.json(body),
+            None => request,
+        };
+        self.json(request).await
+    }
+
+    /// `DELETE path`, expecting no content.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
+        self.send(self.request(Method::DELETE, path)).await?;
+        Ok(())
+    }
+
     pub async fn runs(&self, params: &RunsParams) -> anyhow::Result<RunPage> {
         self.json(self.request(Method::GET, "/v1/workflows").query(params))
             .await

@@ -178,5 +178,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             commands::doctor::doctor(&config, args, &agents).await
         }
         Command::Rollback(args) => commands::rollback::rollback(&config, args).await,
+        Command::Governance(command) => {
+            let client = commands::remote::client(&config)?;
+            commands::governance::governance(&config, client, command).await
+        }
+        Command::Breaker(command) => {
+            let client = commands::remote::client(&config)?;
+            commands::breaker::breaker(&config, client, command).await
+        }
+        Command::Readiness(command) => {
+            let client = commands::remote::client(&config)?;
+            commands::breaker::readiness(&config, client, command).await
+        }
+        Command::Approvals(command) => {
+            let client = commands::remote::client(&config)?;
+            commands::approvals::approvals(&config, client, command).await
+        }
     }
 }

@@ -274,6 +274,31 @@ impl Progress {
             // Rollbacks happen after a run, from `kamachiq rollback`; a live display of the
             // run has nothing to update.
             EventKind::DeliverableRolledBack => {}
+            EventKind::ApprovalRequested => {
+                let approval = event.data["approval_id"].as_str().unwrap_or("?");
+                let action = event.data["action"].as_str().unwrap_or("?");
+                let risk = event.data["risk"].as_str().unwrap_or("?");
+                self.say(&format!(
+                    "{} {id} waits for a person to approve its {action} ({risk} risk):                      kamachiq approvals view {approval}",
+                    style("?").yellow()
+                ));
+            }
+            EventKind::ApprovalDecided => {
+                let status = event.data["status"].as_str().unwrap_or("decided");
+                // What was let through shows as unblocked; a withdrawal needs no line.
+                if status != "withdrawn" && status != "approved" {
+                    let by = event.data["by"].as_str().unwrap_or("?");
+                    self.say(&format!("{id}: approval {status} by {by}"));
+                }
+            }
+            EventKind::BreakerTripped => {
+                let rule = event.data["rule"].as_str().unwrap_or("?");
+                let effect = event.data["effect"]["kind"].as_str().unwrap_or("alert");
+                self.say(&format!(
+                    "{} circuit breaker \"{rule}\" tripped ({effect})",
+                    style("⚡").red()
+                ));
+            }
         }
         self.refresh_header();
     }

@@ -71,6 +71,20 @@ pub struct Administer;
 #[derive(Debug)]
 pub struct ReadMetrics;
 
+/// An approver role (`tech-lead`, `ops-lead`, `product-lead`, `exec-sponsor`) or `admin`:
+/// decide approvals, attest readiness, approve proposals.
+#[derive(Debug)]
+pub struct Approve;
+/// `admin` or `ops-lead`: roll a phase back, change circuit-breaker rules.
+#[derive(Debug)]
+pub struct Govern;
+
+impl Need for Approve {
+    const PERMISSION: Permission = Permission::Approve;
+}
+impl Need for Govern {
+    const PERMISSION: Permission = Permission::Govern;
+}
 impl Need for Read {
     const PERMISSION: Permission = Permission::Read;
 }

@@ -42,6 +42,9 @@ pub enum ApiError {
     },
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// The caller may call this, but not for this: a proposal's four eyes, say.
+    #[error("{detail}")]
+    Refused { code: &'static str, detail: String },
     #[error("the server is shutting down; try another instance or retry shortly")]
     ShuttingDown,
     #[error("the store is busy; retry the request")]
@@ -87,6 +90,7 @@ impl ApiError {
             Self::InvalidPlan(_) => ("invalid_plan", StatusCode::UNPROCESSABLE_ENTITY),
             Self::Unprocessable { code, .. } => (code, StatusCode::UNPROCESSABLE_ENTITY),
             Self::Conflict { code, .. } => (code, StatusCode::CONFLICT),
+            Self::Refused { code, .. } => (code, StatusCode::FORBIDDEN),
             Self::ShuttingDown => ("shutting_down", StatusCode::SERVICE_UNAVAILABLE),
             Self::Busy => ("busy", StatusCode::SERVICE_UNAVAILABLE),
             Self::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
@@ -192,6 +196,30 @@ impl From<&kamachiq_store::Error> for ApiError {
                 field: Some(invalid.field.clone()),
                 detail: invalid.to_string(),
             },
+            E::AlreadyGoverned(_) => Self::Conflict {
+                code: "already_governed",
+                detail: e.to_string(),
+            },
+            E::NotGoverned(_) => Self::Conflict {
+                code: "not_governed",
+                detail: e.to_string(),
+            },
+            E::RuleExists { .. } => Self::Conflict {
+                code: "rule_exists",
+                detail: e.to_string(),
+            },
+            E::RuleNotFound(name) => Self::NotFound {
+                what: "circuit breaker rule",
+                id: name.clone(),
+            },
+            E::BreakerEventNotFound(id) => Self::NotFound {
+                what: "circuit breaker event",
+                id: id.clone(),
+            },
+            E::BreakerEventResolved { .. } => Self::Conflict {
+                code: "event_resolved",
+                detail: e.to_string(),
+            },
             e if e.is_transient() => {
                 tracing::warn!("store busy: {e}");
                 Self::Busy
@@ -223,7 +251,87 @@ impl From<kamachiq_engine::Error> for ApiError {
                 code: "requeue_resolved",
                 detail: e.to_string(),
             },
+            e @ E::NotGoverned(_) => Self::Conflict {
+                code: "not_governed",
+                detail: e.to_string(),
+            },
+            E::Governance(g) => Self::from(&g),
+            e @ E::PhaseNotLower { .. } => Self::Conflict {
+                code: "phase_not_lower",
+                detail: e.to_string(),
+            },
+            E::GovernanceBusy(_) => Self::Busy,
+            e @ E::UnknownItem { .. } => Self::Unprocessable {
+                code: "unknown_item",
+                field: Some("item".to_owned()),
+                detail: e.to_string(),
+            },
+            e @ E::ItemMeasured { .. } => Self::Unprocessable {
+                code: "item_measured",
+                field: Some("item".to_owned()),
+                detail: e.to_string(),
+            },
+            E::ProposalNotFound(id) => Self::NotFound {
+                what: "proposal",
+                id,
+            },
+            e @ E::ProposalClosed { .. } => Self::Conflict {
+                code: "proposal_closed",
+                detail: e.to_string(),
+            },
+            E::ProposalRefused(refused) => Self::Refused {
+                code: "approval_refused",
+                detail: refused.to_string(),
+            },
+            e @ E::ProposalBlocked { .. } => Self::Conflict {
+                code: "proposal_blocked",
+                detail: e.to_string(),
+            },
+            e @ E::ProposalStale(_) => Self::Conflict {
+                code: "proposal_stale",
+                detail: e.to_string(),
+            },
+            E::ApprovalNotFound(id) => Self::NotFound {
+                what: "approval request",
+                id,
+            },
+            e @ E::ApprovalClosed { .. } => Self::Conflict {
+                code: "approval_closed",
+                detail: e.to_string(),
+            },
+            e @ E::ApprovalExpired { .. } => Self::Conflict {
+                code: "approval_expired",
+                detail: e.to_string(),
+            },
             e => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<&kamachiq_governance::Error> for ApiError {
+    fn from(e: &kamachiq_governance::Error) -> Self {
+        use kamachiq_governance::Error as E;
+        let (code, field) = match e {
+            E::ConditionSyntax { .. }
+            | E::UnknownVariables { .. }
+            | E::ConditionNotBool { .. }
+            | E::ConditionFailed { .. } => ("invalid_condition", Some("condition")),
+            E::RuleName { .. } => ("invalid_rule", Some("name")),
+            E::RuleWindow { .. } => ("invalid_rule", Some("window")),
+            E::InvalidWindow { .. } => ("invalid_window", None),
+            E::UnknownPhase { .. } => ("invalid_phase", None),
+            E::InvalidItem { .. } => ("invalid_item", None),
+            E::NotNextPhase { .. } => {
+                return Self::Conflict {
+                    code: "proposal_stale",
+                    detail: e.to_string(),
+                };
+            }
+        };
+        Self::Unprocessable {
+            code,
+            field: field.map(str::to_owned),
+            detail: e.to_string(),
         }
     }
 }

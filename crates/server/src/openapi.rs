@@ -8,14 +8,15 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    analytics, control, cost, events, plans, policies, requeue, system, tenants, tokens, workflows,
+    analytics, approvals, breakers, control, cost, events, governance, plans, policies, readiness,
+    requeue, system, tenants, tokens, workflows,
 };
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "kamachiq",
-        description = "The control plane for autonomous software delivery: plans of deliverables run as durable workflows, with tenants, tokens, an event stream and metrics. Every error is `application/problem+json` with a stable `code`.",
+        description = "The control plane for autonomous software delivery: plans of deliverables run as durable workflows, with tenants, tokens, an event stream, metrics and autonomy governance. Every error is `application/problem+json` with a stable `code`.",
         license(name = "Apache-2.0"),
     ),
     paths(
@@ -48,6 +49,38 @@ use crate::routes::{
         tenants::create,
         tenants::show,
         tenants::update,
+        governance::show,
+        governance::enable,
+        governance::configure,
+        governance::rollback,
+        governance::incident,
+        governance::run_cycle,
+        governance::reports,
+        governance::latest_report,
+        governance::report,
+        governance::proposals,
+        governance::proposal,
+        governance::approve_proposal,
+        governance::reject_proposal,
+        breakers::rules,
+        breakers::enabled_rules,
+        breakers::create_rule,
+        breakers::update_rule,
+        breakers::delete_rule,
+        breakers::events,
+        breakers::unresolved_events,
+        breakers::resolve_event,
+        readiness::score,
+        readiness::current,
+        readiness::latest,
+        readiness::attest,
+        readiness::latest_metrics,
+        readiness::range_metrics,
+        readiness::weekly_metrics,
+        approvals::list,
+        approvals::show,
+        approvals::approve,
+        approvals::deny,
     ),
     modifiers(&Bearer),
     tags(
@@ -57,6 +90,8 @@ use crate::routes::{
         (name = "tokens", description = "API tokens of the caller's tenant"),
         (name = "control", description = "The emergency stop, for every run on the store"),
         (name = "policy", description = "The policy gate: decisions, the tenant's settings and Rego policies, and the requeue of blocked deliverables"),
+        (name = "governance", description = "Autonomy governance: the phase and approval mode, action metrics, circuit breakers, readiness, the weekly cycle and its proposals (seed 002's paths, camelCase JSON)"),
+        (name = "approvals", description = "The approvals inbox: actions that wait for a person"),
         (name = "system", description = "Probes, metrics and this document"),
     )
 )]

@@ -14,6 +14,8 @@ use kamachiq_domain::{
     DeliverableId, DeliverableState, Event, Reason, RunId, RunState, StepName, Timestamp,
 };
 
+use crate::actions::NewAction;
+use crate::approvals::{ApprovalStatus, NewApproval};
 use crate::audit::AuditEntry;
 use crate::requeue::{DecisionRecord, NewRequeue, Resolution};
 
@@ -158,6 +160,9 @@ pub enum Change {
         /// The reason the deliverable shows while blocked.
         reason: Reason,
         entry: Box<NewRequeue>,
+        /// The approval request opened with the block, when a person must approve the
+        /// action (its `requeue_id` is the entry's).
+        approval: Option<Box<NewApproval>>,
     },
     /// Let a blocked deliverable through: it is pending (and ready) again and its requeue
     /// entry is closed. `audit` is written when the change is accepted (an override).
@@ -178,7 +183,28 @@ pub enum Change {
         decision_id: String,
         verdict: kamachiq_policy::Verdict,
         reasons: Vec<kamachiq_policy::Reason>,
+        /// An approval request opened now: the re-evaluation found that a person must approve
+        /// the action, and none was waiting.
+        approval: Option<Box<NewApproval>>,
     },
+    /// An approval recorded on its own: one the tenant's low-risk auto-approval granted at
+    /// once, committed with the decision that lets the action through.
+    Approval(Box<NewApproval>),
+    /// A person (or expiry) decides an approval request. Approving lets the blocked
+    /// deliverable through for that one action (its scope is added to the deliverable's
+    /// approved actions, its requeue entry is resolved `approved`); denying or expiring keeps
+    /// it in the requeue, where nothing retries it on its own; escalating leaves it waiting
+    /// without a deadline. Audited, with an `approval_decided` event.
+    DecideApproval {
+        id: String,
+        status: ApprovalStatus,
+        by: String,
+        /// The approver's comment, or the reason of a denial.
+        comment: Option<String>,
+    },
+    /// The outcome of an automated action, for the metrics circuit breakers watch; committed
+    /// with the change that ended the action.
+    Acted(Box<NewAction>),
     /// An audit record on its own (an operator action that changes no deliverable).
     Audit(Box<AuditEntry>),
     /// A tenant's day spend passed 90 % of a daily limit: a `budget_warning` event on the run

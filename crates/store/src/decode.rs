@@ -100,7 +100,16 @@ pub(crate) fn deliverable(row: &AnyRow) -> Result<DeliverableStatus, Error> {
         started_at: opt_time(row, "started_at")?,
         finished_at: opt_time(row, "finished_at")?,
         policy_override: opt_text(row, "policy_override")?,
+        approved_actions: approved_actions(row)?,
     })
+}
+
+/// The scopes a person approved for a deliverable (`approved_actions`, a JSON array).
+pub(crate) fn approved_actions(row: &AnyRow) -> Result<Vec<String>, Error> {
+    match opt_text(row, "approved_actions")? {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("approved_actions", e)),
+    }
 }
 
 pub(crate) fn step_attempt(row: &AnyRow) -> Result<StepAttempt, Error> {

@@ -115,6 +115,11 @@ impl Backend {
                     "rollbacks",
                     include_str!("../migrations/sqlite/20261130300000_rollbacks.sql"),
                 ),
+                (
+                    20261201000000,
+                    "governance",
+                    include_str!("../migrations/sqlite/20261201000000_governance.sql"),
+                ),
             ],
             Self::Postgres => &[
                 (
@@ -146,6 +151,11 @@ impl Backend {
                     20261130300000,
                     "rollbacks",
                     include_str!("../migrations/postgres/20261130300000_rollbacks.sql"),
+                ),
+                (
+                    20261201000000,
+                    "governance",
+                    include_str!("../migrations/postgres/20261201000000_governance.sql"),
                 ),
             ],
         };

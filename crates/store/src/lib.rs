@@ -1,6 +1,9 @@
 //! kamachiq's durable state: runs, their deliverables and dependency edges, step attempts and
 //! their output, rollback points, the event log, API tokens, tenants and their policy sets,
-//! policy decisions, the requeue of blocked deliverables, and the hash-chained audit trail.
+//! policy decisions, the requeue of blocked deliverables, the hash-chained audit trail, and
+//! autonomy governance: the outcome of every automated action, governed tenants' phases and
+//! settings, circuit-breaker rules and events, the approvals inbox, readiness attestations,
+//! the weekly cycle's reports and proposals.
 //!
 //! One implementation serves SQLite (the embedded default) and PostgreSQL (for many machines),
 //! chosen by the database URL at run time through sqlx's `Any` driver. The SQL is written once
@@ -8,17 +11,21 @@
 //! forward-only, embedded, and applied when a store opens.
 //!
 //! Writes go through [`Store::apply`]: a batch of [`Change`]s in one transaction, set-based, each
-//! state change committed together with its event. This crate depends on the domain and policy
-//! crates only (policy types are stored here, never evaluated); it knows nothing of processes,
-//! git or HTTP, and never reads the clock (callers pass times in).
+//! state change committed together with its event. This crate depends on the domain, policy
+//! and governance crates only (their types are stored here, never evaluated); it knows nothing
+//! of processes, git or HTTP, and never reads the clock (callers pass times in).
 
+mod actions;
 mod analytics;
 mod apply;
+mod approvals;
 mod audit;
 mod change;
 mod controls;
 mod decode;
 mod dialect;
+mod governance;
+mod readiness;
 mod requeue;
 mod rollbacks;
 mod runs;
@@ -27,7 +34,12 @@ mod tenants;
 mod tokens;
 mod usage;
 
+pub use actions::{NewAction, StoredAction};
 pub use analytics::{Load, RunCounts, Summary};
+pub use approvals::{
+    Approval, ApprovalDecisions, ApprovalStatus, Evidence, NewApproval, StepEvidence,
+    approval_scope,
+};
 pub use audit::{AuditCheck, AuditEntry, AuditRecord};
 pub use change::{
     Applied, Change, ClaimKind, LeaseKey, Merge, Outcome, Progress, Rejected, StepEnd, StepRef,
@@ -35,11 +47,15 @@ pub use change::{
 };
 pub use controls::{StopState, system_tenant};
 pub use dialect::Backend;
+pub use governance::{BreakerEvent, Governed};
+pub use readiness::{
+    CycleReport, EventSummary, METRICS_SCRAPED, NewProposal, StoredProposal, StoredReport,
+};
 pub use requeue::{
     DecisionQuery, DecisionRecord, NewRequeue, RequeueEntry, RequeueQuery, Resolution,
 };
 pub use rollbacks::{NewRollback, Rollback, RollbackEntry, RollbackQuery};
-pub use runs::{EventFilter, NewRun, Purpose, RunControl, RunQuery, RunStamp};
+pub use runs::{EventFilter, NewRun, Purpose, Ready, RunControl, RunQuery, RunStamp};
 pub use tenants::{PolicyStamp, StoredPolicy, policy_digest};
 pub use tokens::{NewToken, Token};
 pub use usage::{RunSpend, Spend, SpendBy, SpendQuery, SpendRow, UsageRecord, day_of};
@@ -82,6 +98,21 @@ pub enum Error {
     InvalidSetting(kamachiq_domain::tenant::InvalidSetting),
     #[error("stored data does not fit the model: {0}")]
     Corrupt(String),
+    #[error("tenant `{0}` is governed already; change its settings instead")]
+    AlreadyGoverned(String),
+    #[error("tenant `{0}` is not governed; an admin enables governance first")]
+    NotGoverned(String),
+    #[error("tenant `{tenant}` already has a circuit breaker rule named `{name}`")]
+    RuleExists { tenant: String, name: String },
+    #[error("no circuit breaker rule `{0}`")]
+    RuleNotFound(String),
+    #[error("no circuit breaker event `{0}`")]
+    BreakerEventNotFound(String),
+    #[error("circuit breaker event `{id}` was already resolved at {at}")]
+    BreakerEventResolved {
+        id: String,
+        at: kamachiq_domain::Timestamp,
+    },
     #[error(
         "rollback point `{point}` was already rolled back at {at}, revert commit {revert_commit}"
     )]

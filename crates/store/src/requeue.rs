@@ -33,6 +33,8 @@ pub enum Resolution {
     Overridden,
     /// The run was cancelled while the deliverable waited.
     Cancelled,
+    /// A person approved the action it waited for (the approvals inbox).
+    Approved,
 }
 
 impl Resolution {
@@ -41,6 +43,7 @@ impl Resolution {
             Self::Allowed => "allowed",
             Self::Overridden => "overridden",
             Self::Cancelled => "cancelled",
+            Self::Approved => "approved",
         }
     }
 
@@ -49,6 +52,7 @@ impl Resolution {
             "allowed" => Ok(Self::Allowed),
             "overridden" => Ok(Self::Overridden),
             "cancelled" => Ok(Self::Cancelled),
+            "approved" => Ok(Self::Approved),
             other => Err(Error::Corrupt(format!(
                 "unknown requeue resolution `{other}`"
             ))),

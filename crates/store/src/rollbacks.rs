@@ -2,16 +2,20 @@
 //! (through [`Store::apply`](crate::Store::apply)); this module lists them, records that one
 //! was rolled back, and forgets old ones.
 //!
-//! Recording a rollback writes three things in one transaction: the `rollbacks` row (one per
+//! Recording a rollback writes four things in one transaction: the `rollbacks` row (one per
 //! point: a second rollback of the same point is refused here, whatever raced to do it), the
-//! audit record, and the `deliverable_rolled_back` event on the point's run.
+//! audit record, the action's outcome (`rollback`, `rolled_back`), and the
+//! `deliverable_rolled_back` event on the point's run.
 
 use kamachiq_domain::event::NewEvent;
 use kamachiq_domain::run::RollbackPoint;
 use kamachiq_domain::{DeliverableId, Event, EventKind, RunId, TenantId, Timestamp};
+use kamachiq_governance::Outcome;
+use kamachiq_policy::Action;
 use serde_json::json;
 use sqlx::any::AnyRow;
 
+use crate::actions::NewAction;
 use crate::audit::AuditEntry;
 use crate::decode::{self, opt_text, opt_time, text};
 use crate::{Error, Store};
@@ -55,6 +59,8 @@ pub struct NewRollback {
     /// Who asked (`local:<login>`, or a token's name).
     pub by: String,
     pub at: Timestamp,
+    /// How long the rollback took, for its action outcome.
+    pub duration_ms: u64,
 }
 
 impl Store {
@@ -140,6 +146,21 @@ impl Store {
             detail,
         };
         self.append_audit(&mut tx, new.at.as_millis(), &[&audit])
+            .await?;
+        // The rollback is an automated action's outcome too: what undoes a promotion counts
+        // toward the rollback rate circuit breakers and readiness watch.
+        let outcome = NewAction {
+            tenant: audit.tenant.clone(),
+            run: Some(point.run_id.clone()),
+            deliverable: Some(point.deliverable.clone()),
+            action: Action::Rollback,
+            outcome: Outcome::RolledBack,
+            duration_ms: new.duration_ms,
+            tokens: 0,
+            cost_micro_usd: 0,
+            critical: false,
+        };
+        self.insert_actions(&mut tx, new.at.as_millis(), &[&outcome])
             .await?;
         let event = NewEvent::deliverable(
             EventKind::DeliverableRolledBack,

@@ -73,6 +73,16 @@ pub enum Purpose {
 }
 
 /// Filter for the event log.
+/// A deliverable held back and let through since: ready again, with the step it resumes at
+/// and what lets it past policy now (an operator's override, actions a person approved).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ready {
+    pub id: DeliverableId,
+    pub next_step: u32,
+    pub policy_override: Option<String>,
+    pub approved_actions: Vec<String>,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct EventFilter {
     pub run: Option<RunId>,
@@ -341,7 +351,7 @@ impl Store {
         &self,
         run: &RunId,
         ids: &[DeliverableId],
-    ) -> Result<Vec<(DeliverableId, u32, Option<String>)>, Error> {
+    ) -> Result<Vec<Ready>, Error> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -353,11 +363,12 @@ impl Store {
             .await?;
         rows.iter()
             .map(|row| {
-                Ok((
-                    DeliverableId::parse(text(row, "id")?)?,
-                    count(row, "next_step")?,
-                    opt_text(row, "policy_override")?,
-                ))
+                Ok(Ready {
+                    id: DeliverableId::parse(text(row, "id")?)?,
+                    next_step: count(row, "next_step")?,
+                    policy_override: opt_text(row, "policy_override")?,
+                    approved_actions: decode::approved_actions(row)?,
+                })
             })
             .collect()
     }

@@ -163,6 +163,9 @@ statements! {
     close_requeue_of_run = "UPDATE requeue SET resolved_at = $2, updated_at = $2, resolution = 'cancelled', \
         next_retry_at = NULL WHERE run_id = $1 AND resolved_at IS NULL";
 
+    withdraw_approvals_of_run = "UPDATE approvals SET status = 'withdrawn', decided_at = $2 \
+        WHERE run_id = $1 AND status IN ('pending', 'escalated')";
+
     cancel_orphans = "UPDATE deliverables SET state = 'cancelled', reason = 'cancelled', reason_detail = $2, \
         finished_at = $3, lease_owner = NULL, lease_expires_at = NULL, current_step = NULL \
         WHERE run_id = $1 AND state = 'running' RETURNING id";
@@ -280,9 +283,9 @@ statements! {
 
     select_deliverables = "SELECT run_id, id, position, state, waiting_on, attempt, next_step, current_step, \
         lease_owner, lease_expires_at, reason, reason_detail, merge_commit, started_at, finished_at, \
-        policy_override FROM deliverables WHERE run_id = $1 ORDER BY position";
+        policy_override, approved_actions FROM deliverables WHERE run_id = $1 ORDER BY position";
 
-    select_ready_among = "SELECT id, next_step, policy_override FROM deliverables \
+    select_ready_among = "SELECT id, next_step, policy_override, approved_actions FROM deliverables \
         WHERE run_id = $1 AND state = 'pending' AND waiting_on = 0 \
         AND id IN (SELECT value ->> 'id' FROM json_rows($2))";
 
@@ -333,7 +336,8 @@ statements! {
         VALUES ($1, $2, $3, $4, $5, $6)";
 
     select_policy_stamp = "SELECT (SELECT version FROM tenants WHERE id = $1) AS tenant_version, \
-        (SELECT MAX(version) FROM policies WHERE tenant = $1) AS policy_version";
+        (SELECT MAX(version) FROM policies WHERE tenant = $1) AS policy_version, \
+        (SELECT version FROM governance WHERE tenant = $1) AS governance_version";
 
     insert_decisions = "INSERT INTO decisions (id, tenant, run_id, deliverable, action, verdict, policy_version, \
         decision, input, at) \
@@ -384,7 +388,11 @@ statements! {
         WHERE resolved_at IS NULL AND next_retry_at IS NOT NULL AND next_retry_at <= $1 \
         ORDER BY next_retry_at, id LIMIT $2";
 
-    requeue_due_now = "UPDATE requeue SET next_retry_at = $2 WHERE tenant = $1 AND resolved_at IS NULL";
+    // A deliverable whose approval a person denied (or that expired unanswered) is not
+    // retried on its own: only a person brings it back.
+    requeue_due_now = "UPDATE requeue SET next_retry_at = $2 WHERE tenant = $1 AND resolved_at IS NULL \
+        AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.requeue_id = requeue.id \
+            AND a.status IN ('denied', 'expired'))";
 
     insert_usage = "INSERT INTO usage (tenant, run_id, deliverable, step, step_attempt, agent, model, \
         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, tokens, cost_micro_usd, day, at) \
@@ -432,6 +440,157 @@ statements! {
         (SELECT id FROM rollback_points WHERE created_at < $1)";
 
     delete_rollback_points_before = "DELETE FROM rollback_points WHERE created_at < $1";
+
+    insert_actions = "INSERT INTO actions (tenant, run_id, deliverable, action, outcome, duration_ms, tokens, \
+        cost_micro_usd, critical, at) \
+        SELECT value ->> 'tenant', value ->> 'run', value ->> 'deliverable', value ->> 'action', \
+        value ->> 'outcome', CAST(value ->> 'duration_ms' AS BIGINT), CAST(value ->> 'tokens' AS BIGINT), \
+        CAST(value ->> 'cost' AS BIGINT), CAST(value ->> 'critical' AS BIGINT), CAST(value ->> 'at' AS BIGINT) \
+        FROM json_rows($1)";
+
+    select_actions = "SELECT seq, run_id, deliverable, action, outcome, duration_ms, tokens, cost_micro_usd, \
+        critical, at FROM actions WHERE tenant = $1 AND at > $2 AND at <= $3 ORDER BY at, seq LIMIT $4";
+
+    select_actions_after = "SELECT seq, run_id, deliverable, action, outcome, duration_ms, tokens, \
+        cost_micro_usd, critical, at FROM actions WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+
+    select_last_action_seq = "SELECT COALESCE(MAX(seq), 0) AS seq FROM actions WHERE tenant = $1";
+
+    select_latest_action_seq = "SELECT COALESCE(MAX(seq), 0) AS seq FROM actions";
+
+    select_action_totals_after = "SELECT tenant, action, outcome, COUNT(*) AS n, MAX(seq) AS last \
+        FROM actions WHERE seq > $1 GROUP BY tenant, action, outcome ORDER BY tenant, action, outcome";
+
+    select_action_counts = "SELECT outcome, COUNT(*) AS n, CAST(COALESCE(SUM(critical), 0) AS BIGINT) AS critical, \
+        CAST(COALESCE(SUM(cost_micro_usd), 0) AS BIGINT) AS cost \
+        FROM actions WHERE tenant = $1 AND at > $2 AND at <= $3 GROUP BY outcome";
+
+    select_governance = "SELECT tenant, state, settings, checklist, version, created_at, updated_at \
+        FROM governance WHERE tenant = $1";
+
+    select_governed = "SELECT tenant, state, settings, checklist, version, created_at, updated_at \
+        FROM governance ORDER BY tenant";
+
+    insert_governance = "INSERT INTO governance (tenant, state, settings, checklist, version, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, 1, $5, $5) ON CONFLICT (tenant) DO NOTHING RETURNING tenant";
+
+    update_governance = "UPDATE governance SET state = $2, settings = $3, version = version + 1, updated_at = $4 \
+        WHERE tenant = $1 AND version = $5 RETURNING version";
+
+    bump_governance = "UPDATE governance SET version = version + 1, updated_at = $2 WHERE tenant = $1 \
+        RETURNING version";
+
+    select_rules = "SELECT rule FROM breaker_rules WHERE tenant = $1 ORDER BY position, name";
+
+    // `WHERE true`: SQLite reads `ON CONFLICT` after a bare `SELECT ... FROM` as a join's.
+    insert_rules = "INSERT INTO breaker_rules (tenant, name, rule, position) \
+        SELECT $1, value ->> 'name', value ->> 'rule', \
+        (SELECT COALESCE(MAX(position), 0) FROM breaker_rules WHERE tenant = $1) + CAST(value ->> 'position' AS BIGINT) \
+        FROM json_rows($2) WHERE true ON CONFLICT (tenant, name) DO NOTHING RETURNING name";
+
+    update_rule = "UPDATE breaker_rules SET rule = $3 WHERE tenant = $1 AND name = $2 RETURNING name";
+
+    delete_rule = "DELETE FROM breaker_rules WHERE tenant = $1 AND name = $2 RETURNING name";
+
+    insert_breaker_event = "INSERT INTO breaker_events (id, tenant, rule, severity, action, action_type, effect, \
+        metrics, run_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+    select_breaker_events = "SELECT id, tenant, rule, severity, action, action_type, effect, metrics, run_id, at, \
+        resolved_at, resolved_by, note FROM breaker_events \
+        WHERE tenant = $1 AND ($2 = 0 OR resolved_at IS NULL) AND ($3 IS NULL OR at >= $3) \
+        ORDER BY at DESC, id DESC LIMIT $4";
+
+    select_breaker_event = "SELECT id, tenant, rule, severity, action, action_type, effect, metrics, run_id, at, \
+        resolved_at, resolved_by, note FROM breaker_events WHERE id = $1";
+
+    resolve_breaker_event = "UPDATE breaker_events SET resolved_at = $2, resolved_by = $3, note = $4 \
+        WHERE id = $1 AND resolved_at IS NULL RETURNING id";
+
+    select_breaker_event_totals = "SELECT severity, COUNT(*) AS n, \
+        CAST(COALESCE(SUM(CASE WHEN resolved_at IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS open \
+        FROM breaker_events GROUP BY severity ORDER BY severity";
+
+    insert_approvals = "INSERT INTO approvals (id, requeue_id, tenant, run_id, deliverable, action, step, risk, \
+        cause, evidence, requested_at, expires_at, status, decided_by, decided_at) \
+        SELECT value ->> 'id', value ->> 'requeue', value ->> 'tenant', value ->> 'run', value ->> 'deliverable', \
+        value ->> 'action', value ->> 'step', value ->> 'risk', value ->> 'cause', value ->> 'evidence', \
+        CAST(value ->> 'requested_at' AS BIGINT), CAST(value ->> 'expires_at' AS BIGINT), value ->> 'status', \
+        value ->> 'decided_by', CAST(value ->> 'decided_at' AS BIGINT) FROM json_rows($1)";
+
+    select_approvals = "SELECT id, requeue_id, tenant, run_id, deliverable, action, step, risk, cause, evidence, \
+        requested_at, expires_at, status, decided_by, decided_at, comment FROM approvals \
+        WHERE tenant = $1 AND ($2 = 0 OR status IN ('pending', 'escalated')) \
+        ORDER BY requested_at DESC, id DESC LIMIT $3";
+
+    select_approval = "SELECT id, requeue_id, tenant, run_id, deliverable, action, step, risk, cause, evidence, \
+        requested_at, expires_at, status, decided_by, decided_at, comment FROM approvals WHERE id = $1";
+
+    select_open_approval_of_requeue = "SELECT id FROM approvals WHERE requeue_id = $1 \
+        AND status IN ('pending', 'escalated')";
+
+    // `$6 = 1`: an escalated request may be decided too (by a person); expiry only takes
+    // pending ones, at their time.
+    decide_approval = "UPDATE approvals SET status = $2, decided_by = $3, decided_at = $4, comment = $5 \
+        WHERE id = $1 AND (status = 'pending' OR (status = 'escalated' AND $6 = 1)) \
+        AND ($6 = 1 OR expires_at <= $4) \
+        RETURNING requeue_id, tenant, run_id, deliverable, action, requested_at";
+
+    withdraw_approvals_of_requeue = "UPDATE approvals SET status = 'withdrawn', decided_at = $2 \
+        WHERE requeue_id = $1 AND status IN ('pending', 'escalated') RETURNING id";
+
+    select_expired_approvals = "SELECT id, requeue_id, tenant, run_id, deliverable, action, step, risk, cause, \
+        evidence, requested_at, expires_at, status, decided_by, decided_at, comment FROM approvals \
+        WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2";
+
+    select_approval_decisions = "SELECT status, COUNT(*) AS n FROM approvals \
+        WHERE tenant = $1 AND decided_at >= $2 AND status IN ('approved', 'denied') AND decided_by <> 'auto' \
+        GROUP BY status";
+
+    select_open_approval_counts = "SELECT tenant, COUNT(*) AS n FROM approvals \
+        WHERE status IN ('pending', 'escalated') GROUP BY tenant";
+
+    select_deliverable_approvals = "SELECT next_step, approved_actions FROM deliverables \
+        WHERE run_id = $1 AND id = $2";
+
+    unblock_approved = "UPDATE deliverables SET state = 'pending', reason = NULL, reason_detail = NULL, \
+        approved_actions = $3 WHERE run_id = $1 AND id = $2 AND state = 'blocked' RETURNING id";
+
+    hold_requeue = "UPDATE requeue SET next_retry_at = NULL, reasons = $2, updated_at = $3 \
+        WHERE id = $1 AND resolved_at IS NULL";
+
+    select_requeue_reasons = "SELECT reasons FROM requeue WHERE id = $1 AND resolved_at IS NULL";
+
+    insert_attestation = "INSERT INTO attestations (tenant, item, by, evidence, at) VALUES ($1, $2, $3, $4, $5)";
+
+    select_attestations = "SELECT item, by, evidence, at FROM attestations WHERE tenant = $1 AND at >= $2 \
+        ORDER BY at, seq";
+
+    insert_report = "INSERT INTO governance_reports (id, tenant, report, requested_by, at) VALUES ($1, $2, $3, $4, $5)";
+
+    select_reports = "SELECT id, tenant, report, requested_by, at FROM governance_reports WHERE tenant = $1 \
+        ORDER BY at DESC, id DESC LIMIT $2";
+
+    select_report = "SELECT id, tenant, report, requested_by, at FROM governance_reports WHERE id = $1";
+
+    insert_proposal = "INSERT INTO proposals (id, tenant, report_id, draft, approvals, status, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)";
+
+    select_proposals = "SELECT id, tenant, report_id, draft, approvals, status, created_at, updated_at FROM proposals \
+        WHERE tenant = $1 AND ($2 = 0 OR status = 'pending') ORDER BY created_at DESC, id DESC LIMIT $3";
+
+    select_proposal = "SELECT id, tenant, report_id, draft, approvals, status, created_at, updated_at FROM proposals \
+        WHERE id = $1";
+
+    update_proposal = "UPDATE proposals SET approvals = $2, status = $3, updated_at = $4 \
+        WHERE id = $1 AND status = 'pending' RETURNING id";
+
+    upsert_observation = "INSERT INTO observations (name, at) VALUES ($1, $2) \
+        ON CONFLICT (name) DO UPDATE SET at = excluded.at";
+
+    select_observation = "SELECT at FROM observations WHERE name = $1";
+
+    select_stop_drills = "SELECT (SELECT COUNT(*) FROM audit WHERE action = 'emergency_stop' AND at >= $1) AS stops, \
+        (SELECT COUNT(*) FROM audit WHERE action = 'resume_all' AND at >= $1) AS resumes";
 }
 
 /// The ledger summed by `key` (a column expression of [`crate::usage`], never user text):

@@ -26,11 +26,13 @@ pub struct StoredPolicy {
 }
 
 /// The versions in force for a tenant: what a cached policy gate compares to know it is
-/// current. Zero when the tenant is not configured or has no policy set.
+/// current. Zero when the tenant is not configured, has no policy set, or is not governed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PolicyStamp {
     pub tenant_version: u32,
     pub policy_version: u32,
+    /// The version of the tenant's governance; 0 while it is not governed.
+    pub governance_version: u32,
 }
 
 /// The digest of a policy set.
@@ -261,6 +263,7 @@ impl Store {
         Ok(PolicyStamp {
             tenant_version: version("tenant_version")?,
             policy_version: version("policy_version")?,
+            governance_version: version("governance_version")?,
         })
     }
 }

@@ -6,21 +6,28 @@
 //! requested from elsewhere. Each task claims its deliverable, prepares its worktree, runs the
 //! remaining steps with retries, merges, and records the result.
 
+mod hold;
 mod launch;
+mod step;
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use kamachiq_domain::plan::{Deliverable, Step, Work};
-use kamachiq_domain::run::{Run, StepState};
+use kamachiq_domain::run::Run;
 use kamachiq_domain::{DeliverableId, DeliverableState, Reason, ReasonCode, RunId, RunState};
+use kamachiq_governance::Outcome;
 use kamachiq_policy as policy;
 use kamachiq_store::{
-    Applied, Change, ClaimKind, LeaseKey, Merge, NewRequeue, Purpose, Rejected, StepEnd, StepRef,
-    Then,
+    Applied, Change, ClaimKind, LeaseKey, Merge, NewAction, Purpose, Rejected, StepRef, Then,
+    approval_scope,
 };
+
+use hold::block;
+pub(crate) use hold::{Held, approval_request};
+use step::{Next, StepResult, StepWork, run_step};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -28,10 +35,10 @@ use crate::Error;
 use crate::agents::Counter;
 use crate::committer::Committed;
 use crate::engine::{Ending, Engine};
-use crate::gate::Judged;
+use crate::gate::{Judged, Waiver};
 use crate::lease::{Driving, acquire};
 use crate::probe::{Action, Point};
-use crate::runner::{Exit, StepOutcome, reap_orphans};
+use crate::runner::reap_orphans;
 use crate::workspace::{GitWorkspaces, MergeOutcome, Target, Workspaces};
 
 /// Why a driver is stopping its tasks.
@@ -150,9 +157,15 @@ pub(crate) async fn drive(
     // per task, so it must not be a scan of the plan. A deliverable's next step does not
     // change while it waits, so the value read now is the one its claim will find; one held
     // back by policy and let through is read again when it is.
-    let known: HashMap<&str, (u32, Option<String>)> = deliverables
+    let known: HashMap<&str, (u32, Waiver)> = deliverables
         .iter()
-        .map(|d| (d.id.as_str(), (d.next_step, d.policy_override.clone())))
+        .map(|d| {
+            let waiver = Waiver {
+                overridden: d.policy_override.clone(),
+                approved: d.approved_actions.clone(),
+            };
+            (d.id.as_str(), (d.next_step, waiver))
+        })
         .collect();
     let mut by_id: HashMap<DeliverableId, Job> = run
         .plan
@@ -262,13 +275,16 @@ pub(crate) async fn drive(
                 if !blocked.is_empty() && !shared.stop.is_cancelled() {
                     match inner.store.ready_among(&run_id, &blocked).await {
                         Ok(let_through) => {
-                            for (id, next_step, waiver) in let_through {
-                                blocked.retain(|b| *b != id);
-                                if let Some(work) = by_id.get_mut(&id) {
-                                    work.next_step = next_step;
-                                    work.waiver = waiver;
+                            for r in let_through {
+                                blocked.retain(|b| *b != r.id);
+                                if let Some(work) = by_id.get_mut(&r.id) {
+                                    work.next_step = r.next_step;
+                                    work.waiver = Waiver {
+                                        overridden: r.policy_override,
+                                        approved: r.approved_actions,
+                                    };
                                 }
-                                ready.push_back((id, ClaimKind::Ready));
+                                ready.push_back((r.id, ClaimKind::Ready));
                             }
                         }
                         Err(e) => tracing::warn!(run = %run_id, error = %e, "cannot check held-back work; retrying"),
@@ -491,6 +507,50 @@ impl Shared {
         *total = total.saturating_add(tokens);
     }
 
+    /// The outcome of an action of `deliverable` that began at `began`, to commit with the
+    /// change that ends it.
+    fn outcome(
+        &self,
+        deliverable: &DeliverableId,
+        action: policy::Action,
+        outcome: Outcome,
+        began: Instant,
+    ) -> Change {
+        Change::Acted(Box::new(NewAction {
+            tenant: self.run.tenant.clone(),
+            run: Some(self.run.id.clone()),
+            deliverable: Some(deliverable.clone()),
+            action,
+            outcome,
+            duration_ms: u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
+            tokens: 0,
+            cost_micro_usd: 0,
+            critical: false,
+        }))
+    }
+
+    /// The outcome of a step attempt that ended, with what it spent.
+    fn step_outcome(
+        &self,
+        deliverable: &DeliverableId,
+        outcome: Outcome,
+        duration: std::time::Duration,
+        tokens: u64,
+        cost_micro_usd: i64,
+    ) -> Change {
+        Change::Acted(Box::new(NewAction {
+            tenant: self.run.tenant.clone(),
+            run: Some(self.run.id.clone()),
+            deliverable: Some(deliverable.clone()),
+            action: policy::Action::RunStep,
+            outcome,
+            duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+            tokens,
+            cost_micro_usd: u64::try_from(cost_micro_usd).unwrap_or(0),
+            critical: false,
+        }))
+    }
+
     /// Asks the policy gate about `action` on `deliverable` (and `step`).
     async fn decide(
         &self,
@@ -574,71 +634,13 @@ impl Shared {
     }
 }
 
-/// Holds a deliverable back after `decided` (the last of which said no): it becomes blocked,
-/// waits in the requeue, and the decisions are recorded with the block. `attempt`: the claim
-/// it held, when it was running.
-async fn block(
-    shared: &Shared,
-    id: &DeliverableId,
-    attempt: Option<u32>,
-    decided: Vec<Judged>,
-) -> Result<TaskEnd, Error> {
-    let Some(last) = decided.last() else {
-        return Ok(TaskEnd::NotHeld);
-    };
-    if last.stopped() {
-        // Not a block: nothing may act until the stop is lifted, and then it goes on.
-        shared.stop_all(Stop::Emergency);
-        return match attempt {
-            Some(attempt) => {
-                let lease = LeaseKey {
-                    run: shared.run.id.clone(),
-                    deliverable: id.clone(),
-                    attempt,
-                };
-                hand_back(shared, lease).await
-            }
-            None => Ok(TaskEnd::Halted),
-        };
-    }
-    let options = &shared.engine.inner.options;
-    let now = shared.engine.inner.clock.now();
-    let entry = NewRequeue {
-        id: format!("rq-{}", ulid::Ulid::generate().to_string().to_lowercase()),
-        tenant: shared.run.tenant.clone(),
-        action: last.record.input.action,
-        decision_id: last.record.id.clone(),
-        verdict: last.decision.verdict,
-        reasons: last.decision.reasons.clone(),
-        next_retry_at: Some(now.plus(crate::requeue::backoff(&options.requeue, 0))),
-    };
-    tracing::info!(run = %shared.run.id, deliverable = %id, requeue = %entry.id,
-        action = %entry.action, "held back by policy");
-    let mut changes: Vec<Change> = decided
-        .iter()
-        .map(|j| Change::Decided(Box::new(j.record.clone())))
-        .collect();
-    changes.push(Change::Block {
-        run: shared.run.id.clone(),
-        deliverable: id.clone(),
-        attempt,
-        reason: last.block_reason(),
-        entry: Box::new(entry),
-    });
-    let committed = shared.engine.inner.committer.commit_many(changes).await?;
-    Ok(match committed.last().map(|c| &c.result) {
-        Some(Ok(_)) => TaskEnd::Blocked(id.clone()),
-        _ => TaskEnd::NotHeld,
-    })
-}
-
-/// A deliverable to run: what the plan says of it, the step it resumes at, and the requeue
-/// entry whose override waives policy for it, if any.
+/// A deliverable to run: what the plan says of it, the step it resumes at, and what lets it
+/// past policy (an override, actions a person approved).
 #[derive(Clone, Debug)]
 struct Job {
     deliverable: Arc<Deliverable>,
     next_step: u32,
-    waiver: Option<String>,
+    waiver: Waiver,
 }
 
 /// The life of one deliverable, from claim to merge.
@@ -660,7 +662,7 @@ fn step_ref(deliverable: &Deliverable, index: u32) -> Option<StepRef> {
 async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result<TaskEnd, Error> {
     let inner = &shared.engine.inner;
     let deliverable = &*work.deliverable;
-    let waiver = work.waiver.as_deref();
+    let waiver = &work.waiver;
     let id = &deliverable.id;
     let run = &shared.run.id;
     if kind == ClaimKind::Takeover {
@@ -677,8 +679,9 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
         let judged = shared
             .decide(deliverable, policy::Action::Provision, None)
             .await?;
-        let proceeds = judged.proceeds(waiver);
-        decided.push(judged);
+        let scope = approval_scope(policy::Action::Provision, 0);
+        let proceeds = judged.proceeds(waiver, &scope);
+        decided.push((judged, scope));
         if !proceeds {
             return block(shared, id, None, decided).await;
         }
@@ -692,15 +695,16 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
         let judged = shared
             .decide(deliverable, policy::Action::RunStep, Some(step))
             .await?;
-        if judged.proceeds(waiver) {
+        let scope = approval_scope(policy::Action::RunStep, work.next_step);
+        if judged.proceeds(waiver, &scope) {
             start.clone_from(&first);
-            decided.push(judged);
+            decided.push((judged, scope));
         } else if kind == ClaimKind::Ready {
-            decided.push(judged);
+            decided.push((judged, scope));
             return block(shared, id, None, decided).await;
         } else {
             // Taken over: claimed without starting the step, then held back at that claim.
-            decided.push(judged);
+            decided.push((judged, scope));
         }
     }
     let mut changes: Vec<Change> = Vec::with_capacity(decided.len() + 1);
@@ -714,10 +718,11 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
     });
     let held_back = start.is_none() && first.is_some();
     if !held_back {
+        // Not needed after the claim unless held back: moved, not cloned.
         changes.extend(
-            decided
-                .iter()
-                .map(|j| Change::Decided(Box::new(j.record.clone()))),
+            std::mem::take(&mut decided)
+                .into_iter()
+                .flat_map(|(j, scope)| j.into_changes(waiver, &scope)),
         );
     }
     let claim = shared.engine.inner.committer.commit_many(changes).await?;
@@ -798,8 +803,8 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
             then,
         };
         match run_step(shared, work).await? {
-            StepResult::HeldBack(judged) => {
-                return block(shared, id, Some(lease.attempt), vec![*judged]).await;
+            StepResult::HeldBack(judged, scope) => {
+                return block(shared, id, Some(lease.attempt), vec![(*judged, scope)]).await;
             }
             StepResult::Passed(Next::Started(step_attempt)) => started = Some(step_attempt),
             StepResult::Passed(Next::Nothing) => {}
@@ -841,10 +846,20 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
     let merge_decision = shared
         .decide_with(deliverable, policy::Action::Merge, None, diff)
         .await?;
-    if !merge_decision.proceeds(waiver) {
-        return block(shared, id, Some(lease.attempt), vec![merge_decision]).await;
+    let merge_scope = approval_scope(policy::Action::Merge, 0);
+    if !merge_decision.proceeds(waiver, &merge_scope) {
+        return block(
+            shared,
+            id,
+            Some(lease.attempt),
+            vec![(merge_decision, merge_scope)],
+        )
+        .await;
     }
-    let merge = match shared.workspaces.merge(id).await {
+    let merging = Instant::now();
+    let merged = shared.workspaces.merge(id).await;
+    let merge_outcome = |outcome| shared.outcome(id, policy::Action::Merge, outcome, merging);
+    let merge = match merged {
         Ok(MergeOutcome::Merged { before, commit }) => Some(Merge {
             rollback_id: format!("rb-{}", ulid::Ulid::generate().to_string().to_lowercase()),
             repo: shared.run.repo.clone().unwrap_or_default(),
@@ -867,7 +882,7 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
                     }
                 ),
             );
-            return fail(shared, lease, reason).await;
+            return fail_with(shared, lease, reason, merge_outcome(Outcome::Failed)).await;
         }
         Ok(MergeOutcome::TargetDirty { checkout, detail }) => {
             let reason = Reason::new(
@@ -878,24 +893,27 @@ async fn run_deliverable(shared: &Shared, work: &Job, kind: ClaimKind) -> Result
                     checkout.display()
                 ),
             );
-            return fail(shared, lease, reason).await;
+            return fail_with(shared, lease, reason, merge_outcome(Outcome::Failed)).await;
         }
         Err(e) => {
             let reason = Reason::new(ReasonCode::WorkspaceError, format!("cannot merge: {e}"));
-            return fail(shared, lease, reason).await;
+            return fail_with(shared, lease, reason, merge_outcome(Outcome::Failed)).await;
         }
     };
     if shared.probe(id, &Point::AfterMerge) == Action::Crash {
         return Ok(TaskEnd::Crashed);
     }
+    let mut changes = vec![];
+    if merge.is_some() {
+        changes.push(merge_outcome(Outcome::Succeeded));
+    }
+    changes.insert(0, Change::Succeeded { lease, merge });
+    changes.extend(merge_decision.into_changes(waiver, &merge_scope));
     let done = shared
         .engine
         .inner
         .committer
-        .commit_many(vec![
-            Change::Succeeded { lease, merge },
-            Change::Decided(Box::new(merge_decision.record)),
-        ])
+        .commit_many(changes)
         .await?
         .swap_remove(0);
     if done.result != Ok(Applied::Succeeded) {
@@ -915,6 +933,27 @@ async fn fail(shared: &Shared, lease: LeaseKey, reason: Reason) -> Result<TaskEn
     })
 }
 
+/// [`fail`], with the outcome of the action whose failure ends the deliverable, in the same
+/// transaction.
+async fn fail_with(
+    shared: &Shared,
+    lease: LeaseKey,
+    reason: Reason,
+    outcome: Change,
+) -> Result<TaskEnd, Error> {
+    let committed = shared
+        .engine
+        .inner
+        .committer
+        .commit_many(vec![Change::Failed { lease, reason }, outcome])
+        .await?
+        .swap_remove(0);
+    Ok(match committed.result {
+        Ok(_) => TaskEnd::Failed,
+        Err(Rejected::NotApplicable) => TaskEnd::NotHeld,
+    })
+}
+
 /// Ends a task that was told to stop: cancelled, or handed back to the next driver.
 async fn hand_back(shared: &Shared, lease: LeaseKey) -> Result<TaskEnd, Error> {
     let (change, end) = match shared.stopping() {
@@ -927,293 +966,6 @@ async fn hand_back(shared: &Shared, lease: LeaseKey) -> Result<TaskEnd, Error> {
     } else {
         TaskEnd::NotHeld
     })
-}
-
-/// What was committed with a step's success.
-enum Next {
-    /// The next step started, as this attempt.
-    Started(u32),
-    /// The deliverable succeeded; these became ready.
-    Succeeded(Vec<DeliverableId>),
-    /// Nothing more (the merge comes next).
-    Nothing,
-}
-
-enum StepResult {
-    Passed(Next),
-    /// Policy held back the step's next attempt, or the step after it.
-    HeldBack(Box<Judged>),
-    Failed(Reason),
-    Stopped,
-    NotHeld,
-    Crashed,
-}
-
-/// Runs one step to success or to its last retry.
-/// One step of a deliverable to run.
-struct StepWork<'a> {
-    lease: &'a LeaseKey,
-    worktree: &'a Path,
-    deliverable: &'a Deliverable,
-    /// The override that waives policy for the deliverable, if any.
-    waiver: Option<&'a str>,
-    index: u32,
-    step: &'a Step,
-    /// The attempt already started for it (with the claim or the previous step's end).
-    started: Option<u32>,
-    /// What its success commits with it.
-    then: Then,
-}
-
-async fn run_step(shared: &Shared, work: StepWork<'_>) -> Result<StepResult, Error> {
-    let StepWork {
-        lease,
-        worktree,
-        deliverable,
-        waiver,
-        index,
-        step,
-        mut started,
-        then,
-    } = work;
-    let inner = &shared.engine.inner;
-    let id = &lease.deliverable;
-    let mut failures: u32 = 0;
-    loop {
-        if shared.stopping().is_some() {
-            return Ok(StepResult::Stopped);
-        }
-        let step_attempt = match started.take() {
-            Some(attempt) => attempt,
-            None => {
-                // Every attempt is an action: a retry may find its budget gone.
-                let judged = shared
-                    .decide(deliverable, policy::Action::RunStep, Some(step))
-                    .await?;
-                if !judged.proceeds(waiver) {
-                    return Ok(StepResult::HeldBack(Box::new(judged)));
-                }
-                let committed = shared
-                    .engine
-                    .inner
-                    .committer
-                    .commit_many(vec![
-                        Change::StepStarted {
-                            lease: lease.clone(),
-                            step: StepRef {
-                                index,
-                                name: step.name.clone(),
-                            },
-                        },
-                        Change::Decided(Box::new(judged.record)),
-                    ])
-                    .await?;
-                let Some(Ok(Applied::StepStarted { step_attempt })) =
-                    committed.first().map(|c| c.result.clone())
-                else {
-                    return Ok(StepResult::NotHeld);
-                };
-                step_attempt
-            }
-        };
-        if failures > 0
-            && let Err(e) = shared.workspaces.reset(worktree).await
-        {
-            return Ok(StepResult::Failed(Reason::new(
-                ReasonCode::WorkspaceError,
-                format!("cannot reset the worktree before a retry: {e}"),
-            )));
-        }
-        if shared.probe(id, &Point::StepStarting { index }) == Action::Crash {
-            return Ok(StepResult::Crashed);
-        }
-
-        let attempt = launch::Attempt {
-            lease,
-            deliverable,
-            step,
-            index,
-            step_attempt,
-            worktree,
-        };
-        let prepared = launch::prepare(shared, &attempt).await?;
-        let agent = prepared.as_ref().ok().and_then(|l| l.agent.clone());
-        if agent.is_some() {
-            let agents = &inner.options.agents;
-            let launched = inner
-                .gate
-                .launch(
-                    &shared.run.tenant,
-                    agents.launches_per_minute,
-                    agents.launch_burst,
-                    &shared.stop,
-                )
-                .await;
-            if !launched {
-                return Ok(StepResult::Stopped);
-            }
-        }
-        let began = Instant::now();
-        let mut outcome = match prepared {
-            Ok(launch) => launch::run(shared, launch).await?,
-            Err(reason) => StepOutcome {
-                output: format!("[kamachiq] {}\n", reason.detail),
-                output_bytes: 0,
-                exit: Exit::SpawnFailed(reason.detail),
-            },
-        };
-        let duration = began.elapsed();
-        let (tokens, cost_micro_usd) = agent.as_ref().map_or((0, 0), |a| a.totals());
-        shared.add_spent(id, tokens);
-        if outcome.exit == Exit::Stopped {
-            // Keep what the step printed before it was stopped, with the attempt's end.
-            let state = match shared.stopping() {
-                Some(Stop::Cancel) => StepState::Cancelled,
-                _ => StepState::Interrupted,
-            };
-            let reason = Reason::new(
-                ReasonCode::Cancelled,
-                format!("step `{}` was stopped before it finished", step.name),
-            );
-            shared
-                .commit(Change::StepFinished(Box::new(StepEnd {
-                    lease: lease.clone(),
-                    index,
-                    step: step.name.clone(),
-                    step_attempt,
-                    state,
-                    exit_code: None,
-                    reason: Some(reason),
-                    output: outcome.output,
-                    output_bytes: outcome.output_bytes,
-                    tokens,
-                    cost_micro_usd,
-                    duration,
-                    advance: false,
-                    then: Then::Stay,
-                })))
-                .await?;
-            return Ok(StepResult::Stopped);
-        }
-        let mut reason = failure_reason(&outcome, step);
-        // An agent that exits 0 after reporting an error did not do its work.
-        if reason.is_none()
-            && let Some(agent) = &agent
-            && let (failure, finished) = agent.verdict()
-            && (failure.is_some() || finished == Some(false))
-        {
-            reason = Some(Reason::new(
-                ReasonCode::AgentFailed,
-                format!(
-                    "the agent of step `{}` reported an error: {}",
-                    step.name,
-                    failure.unwrap_or_else(|| "its result says it failed".to_owned())
-                ),
-            ));
-        }
-        if reason.is_none()
-            && let Err(e) = shared
-                .workspaces
-                .commit_step(worktree, id, step.name.as_str())
-                .await
-        {
-            let detail = format!("cannot commit the step's changes: {e}");
-            outcome.output.push_str(&format!("\n[kamachiq] {detail}\n"));
-            reason = Some(Reason::new(ReasonCode::WorkspaceError, detail));
-        }
-        if shared.probe(id, &Point::StepEnded { index }) == Action::Crash {
-            return Ok(StepResult::Crashed);
-        }
-        let passed = reason.is_none();
-        // Nothing new starts with this step's end once the driver is stopping.
-        let mut then = if passed && shared.stopping().is_none() {
-            then.clone()
-        } else {
-            Then::Stay
-        };
-        // The next step starts with this one's end only if policy lets it; its decision is
-        // committed with them.
-        let mut next_decision = None;
-        let mut held_back = None;
-        if let Then::Start(next) = &then {
-            let next_step = usize::try_from(next.index)
-                .ok()
-                .and_then(|i| deliverable.steps.get(i));
-            let judged = shared
-                .decide(deliverable, policy::Action::RunStep, next_step)
-                .await?;
-            if judged.proceeds(waiver) {
-                next_decision = Some(Change::Decided(Box::new(judged.record)));
-            } else {
-                then = Then::Stay;
-                held_back = Some(judged);
-            }
-        }
-        let expects = then.clone();
-        let mut changes = vec![Change::StepFinished(Box::new(StepEnd {
-            lease: lease.clone(),
-            index,
-            step: step.name.clone(),
-            step_attempt,
-            state: if passed {
-                StepState::Succeeded
-            } else {
-                StepState::Failed
-            },
-            exit_code: match outcome.exit {
-                Exit::Code(code) => Some(code),
-                _ => None,
-            },
-            reason: reason.clone(),
-            output: outcome.output,
-            output_bytes: outcome.output_bytes,
-            tokens,
-            cost_micro_usd,
-            duration,
-            advance: passed,
-            then,
-        }))];
-        changes.extend(next_decision);
-        let finished = shared
-            .engine
-            .inner
-            .committer
-            .commit_many(changes)
-            .await?
-            .swap_remove(0);
-        let Some(reason) = reason else {
-            return Ok(match (expects, finished.result) {
-                (Then::Stay, Ok(Applied::Done)) => match held_back {
-                    Some(judged) => StepResult::HeldBack(Box::new(judged)),
-                    None => StepResult::Passed(Next::Nothing),
-                },
-                (Then::Start(_), Ok(Applied::StepStarted { step_attempt })) => {
-                    StepResult::Passed(Next::Started(step_attempt))
-                }
-                (Then::Succeed, Ok(Applied::Succeeded)) => {
-                    StepResult::Passed(Next::Succeeded(finished.ready))
-                }
-                _ => StepResult::NotHeld,
-            });
-        };
-        if finished.result.is_err() {
-            return Ok(StepResult::NotHeld);
-        }
-        failures += 1;
-        // A spent budget is not retried: the next attempt would find it spent too.
-        if failures > step.retries || reason.code == ReasonCode::BudgetExhausted {
-            let detail = if failures > 1 {
-                format!("{} (after {failures} attempts)", reason.detail)
-            } else {
-                reason.detail
-            };
-            return Ok(StepResult::Failed(Reason::new(reason.code, detail)));
-        }
-        tokio::select! {
-            () = tokio::time::sleep(step.backoff_before(failures)) => {}
-            () = shared.stop.cancelled() => return Ok(StepResult::Stopped),
-        }
-    }
 }
 
 /// What the review guards find in a deliverable's diff, as policy reads it. A diff kamachiq
@@ -1250,61 +1002,5 @@ fn review(guards: &kamachiq_review::Guards, text: &str) -> policy::DiffInput {
                 message: f.message,
             })
             .collect(),
-    }
-}
-
-/// Why an outcome is a failure, or `None` for success.
-fn failure_reason(outcome: &StepOutcome, step: &Step) -> Option<Reason> {
-    let name = &step.name;
-    match &outcome.exit {
-        Exit::Code(0) => None,
-        Exit::Code(code) => Some(Reason::new(
-            ReasonCode::StepFailed,
-            format!("step `{name}` exited with status {code}"),
-        )),
-        Exit::Signal(signal) => Some(Reason::new(
-            ReasonCode::StepFailed,
-            format!("step `{name}` was killed by signal {signal}"),
-        )),
-        Exit::TimedOut => Some(Reason::new(
-            ReasonCode::Timeout,
-            format!(
-                "step `{name}` ran longer than its timeout of {}; its process group was killed",
-                humantime_short(step.timeout)
-            ),
-        )),
-        Exit::SpawnFailed(message) => Some(Reason::new(ReasonCode::SpawnFailed, message.clone())),
-        Exit::Halted(halt) => Some(Reason::new(halt.code, halt.detail.clone())),
-        Exit::Stopped => Some(Reason::new(
-            ReasonCode::Cancelled,
-            format!("step `{name}` was stopped"),
-        )),
-    }
-}
-
-fn humantime_short(d: std::time::Duration) -> String {
-    let secs = d.as_secs();
-    if d.subsec_millis() != 0 || secs == 0 {
-        format!("{}ms", d.as_millis())
-    } else if secs.is_multiple_of(3600) {
-        format!("{}h", secs / 3600)
-    } else if secs.is_multiple_of(60) {
-        format!("{}m", secs / 60)
-    } else {
-        format!("{secs}s")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn durations_print_in_their_plan_units() {
-        assert_eq!(humantime_short(Duration::from_secs(600)), "10m");
-        assert_eq!(humantime_short(Duration::from_secs(7200)), "2h");
-        assert_eq!(humantime_short(Duration::from_secs(45)), "45s");
-        assert_eq!(humantime_short(Duration::from_millis(1500)), "1500ms");
     }
 }

@@ -5,6 +5,7 @@
 
 mod agents;
 mod git;
+mod governance;
 mod policy;
 mod recovery;
 mod review;

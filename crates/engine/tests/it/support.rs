@@ -305,3 +305,40 @@ pub fn repo() -> tempfile::TempDir {
     git(dir.path(), &["commit", "-q", "-m", "initial"]);
     dir
 }
+
+/// Time a test moves by hand (the engine reads timestamps from it; waiting still uses tokio's
+/// timer): for what happens hours later, such as an approval request expiring.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn at(t: Timestamp) -> Self {
+        Self(std::sync::atomic::AtomicI64::new(t.as_millis()))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.0
+            .fetch_add(i64::try_from(by.as_millis()).unwrap(), Ordering::SeqCst);
+    }
+}
+
+impl kamachiq_engine::Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+impl Harness {
+    /// An engine on this store whose timestamps come from `clock`.
+    pub fn engine_on(
+        &self,
+        runner: Arc<dyn Runner>,
+        clock: Arc<dyn kamachiq_engine::Clock>,
+    ) -> Engine {
+        let mut options = EngineOptions::new(self.home.path());
+        options.lease_ttl = LEASE_TTL;
+        options.heartbeat = Duration::from_millis(300);
+        options.watch_interval = Duration::from_millis(50);
+        Engine::new(Parts::new(self.store.clone(), runner, clock, options)).unwrap()
+    }
+}

@@ -1,13 +1,16 @@
 //! The commands, and what they share: opening the store, building the engine, finding a run
 //! from what the user typed, and driving a run with its display.
 
+pub mod approvals;
 pub mod audit;
 pub mod bench;
+pub mod breaker;
 pub mod cancel;
 pub mod config;
 pub mod control;
 pub mod demo;
 pub mod doctor;
+pub mod governance;
 pub mod inspect;
 pub mod metrics;
 pub mod plan;
@@ -36,6 +39,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::progress::{Mode, Progress};
 use crate::{InvalidInput, exit, output};
+
+/// How long a command waits for the circuit breakers to judge its last outcomes.
+pub const BREAKERS_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Creates the home directory if needed. It ignores itself in git (a `.gitignore` of `*`), so
 /// a home inside a repository never shows up as untracked files there.
@@ -146,6 +152,8 @@ pub async fn drive_with_display(
     };
     output::stop_on_closed_stdout(None);
     signals.abort();
+    // The breakers judge this run's last outcomes before the command exits.
+    engine.breakers_settled(BREAKERS_SETTLE).await;
     catch_up(&store, run, &mut progress).await?;
     progress.finish();
     let ending = ending.map_err(|e| match e {

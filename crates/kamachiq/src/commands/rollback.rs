@@ -193,6 +193,10 @@ async fn roll_back(config: &Config, args: &RollbackArgs) -> anyhow::Result<u8> {
         Ok(done) => done,
         Err(e) => return refused(e, args),
     };
+    // A rollback is an outcome the breakers judge ("High Rollback Rate").
+    engine
+        .breakers_settled(crate::commands::BREAKERS_SETTLE)
+        .await;
     if args.json {
         output::json(&done_view(&done, &config.actor));
         return Ok(exit::OK);

@@ -4,6 +4,7 @@
 
 mod cli;
 mod doctor;
+mod governance;
 mod lifecycle;
 mod policy;
 mod rollback;

@@ -65,7 +65,10 @@ fn the_latest_merge_is_rolled_back_with_a_new_commit_and_audited() {
     );
     assert_eq!(git(&ws.repo(), &["status", "--porcelain"]), "");
     assert_eq!(
-        git(&ws.repo(), &["log", "--format=%H %s", "-3", "main"]),
+        git(
+            &ws.repo(),
+            &["log", "--first-parent", "--format=%H %s", "-3", "main"]
+        ),
         format!(
             "{revert} kamachiq: roll back feature (run {run})\n\
              {merge} kamachiq: merge feature (run {run})\n\

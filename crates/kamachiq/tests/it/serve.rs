@@ -24,7 +24,7 @@ fn signal(child: &Child, sig: Signal) {
 
 /// The workspace's kamachiq home, as an absolute path: the server and the local commands
 /// share it.
-fn home(ws: &Workspace) -> String {
+pub(crate) fn home(ws: &Workspace) -> String {
     ws.path().join(".kamachiq").display().to_string()
 }
 
@@ -67,7 +67,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 }
 
 /// A `kamachiq serve` child on a port of its own, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     port: u16,
     stderr: PathBuf,
@@ -76,7 +76,7 @@ struct Server {
 impl Server {
     /// Starts `kamachiq --home H [global...] serve --listen 127.0.0.1:PORT` and waits until
     /// `/health` answers 200.
-    fn start(ws: &Workspace, global: &[&str]) -> Self {
+    pub(crate) fn start(ws: &Workspace, global: &[&str]) -> Self {
         // The free port may be taken by someone else between the probe and the bind: retry.
         for _ in 0..3 {
             let port = free_port();
@@ -119,11 +119,11 @@ impl Server {
         panic!("no free port for the server after three tries");
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn stderr_text(&self) -> String {
+    pub(crate) fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap()
     }
 

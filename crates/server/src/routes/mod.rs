@@ -1,11 +1,15 @@
 //! The routes, one module per resource. Paths are the ones the runbooks call.
 
 pub mod analytics;
+pub mod approvals;
+pub mod breakers;
 pub mod control;
 pub mod cost;
 pub mod events;
+pub mod governance;
 pub mod plans;
 pub mod policies;
+pub mod readiness;
 pub mod requeue;
 pub mod system;
 pub mod tenants;
@@ -52,6 +56,60 @@ pub fn router() -> Router<AppState> {
             "/v1/tenants/{id}",
             get(tenants::show).merge(patch(tenants::update)),
         )
+        .route("/api/governance/state", get(governance::show))
+        .route("/api/governance/enable", post(governance::enable))
+        .route("/api/governance/settings", patch(governance::configure))
+        .route("/api/governance/rollback", post(governance::rollback))
+        .route("/api/governance/incidents", post(governance::incident))
+        .route("/api/governance/run-cycle", post(governance::run_cycle))
+        .route("/api/governance/reports", get(governance::reports))
+        .route(
+            "/api/governance/reports/latest",
+            get(governance::latest_report),
+        )
+        .route("/api/governance/reports/{id}", get(governance::report))
+        .route("/api/governance/proposals", get(governance::proposals))
+        .route("/api/governance/proposals/{id}", get(governance::proposal))
+        .route(
+            "/api/governance/proposals/{id}/approve",
+            post(governance::approve_proposal),
+        )
+        .route(
+            "/api/governance/proposals/{id}/reject",
+            post(governance::reject_proposal),
+        )
+        .route(
+            "/api/circuit-breaker/rules",
+            get(breakers::rules).post(breakers::create_rule),
+        )
+        .route(
+            "/api/circuit-breaker/rules/enabled",
+            get(breakers::enabled_rules),
+        )
+        .route(
+            "/api/circuit-breaker/rules/{name}",
+            patch(breakers::update_rule).delete(breakers::delete_rule),
+        )
+        .route("/api/circuit-breaker/events", get(breakers::events))
+        .route(
+            "/api/circuit-breaker/events/unresolved",
+            get(breakers::unresolved_events),
+        )
+        .route(
+            "/api/circuit-breaker/events/{id}/resolve",
+            post(breakers::resolve_event),
+        )
+        .route("/api/readiness/score", get(readiness::score))
+        .route("/api/readiness/current", get(readiness::current))
+        .route("/api/readiness/latest", get(readiness::latest))
+        .route("/api/readiness/attest", post(readiness::attest))
+        .route("/api/metrics/latest", get(readiness::latest_metrics))
+        .route("/api/metrics/current", get(readiness::range_metrics))
+        .route("/api/metrics/weekly", get(readiness::weekly_metrics))
+        .route("/api/approvals", get(approvals::list))
+        .route("/api/approvals/{id}", get(approvals::show))
+        .route("/api/approvals/{id}/approve", post(approvals::approve))
+        .route("/api/approvals/{id}/deny", post(approvals::deny))
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {

@@ -71,6 +71,7 @@ pub async fn metrics(
 ) -> Result<Response, ApiError> {
     let load = state.engine().store().load().await?;
     state.metrics().set_load(&load);
+    crate::metrics::scrape_governance(&state).await?;
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

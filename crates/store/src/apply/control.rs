@@ -64,6 +64,11 @@ impl Store {
                             .bind(at)
                             .execute(&mut **tx)
                             .await?;
+                        sqlx::query(self.sql.withdraw_approvals_of_run.sql())
+                            .bind(run.as_str())
+                            .bind(at)
+                            .execute(&mut **tx)
+                            .await?;
                     }
                     let mut ids = Vec::with_capacity(rows.len());
                     for row in &rows {

@@ -8,6 +8,7 @@
 //! deliverable completed with its last step releases its dependents with the explicit
 //! successes.
 
+mod approvals;
 mod control;
 mod endings;
 mod events;
@@ -38,7 +39,7 @@ fn lease_key(lease: &LeaseKey) -> Key {
     (lease.run.to_string(), lease.deliverable.to_string())
 }
 
-fn json_array<T: Serialize>(rows: &[T]) -> Result<String, Error> {
+pub(crate) fn json_array<T: Serialize>(rows: &[T]) -> Result<String, Error> {
     serde_json::to_string(rows).map_err(|e| Error::Corrupt(format!("cannot encode a batch: {e}")))
 }
 
@@ -149,6 +150,7 @@ impl Store {
         self.apply_endings(&mut tx, &mut batch).await?;
         self.apply_run_changes(&mut tx, &mut batch).await?;
         self.apply_policy_changes(&mut tx, &mut batch).await?;
+        self.apply_approvals(&mut tx, &mut batch).await?;
         self.apply_usage(&mut tx, &mut batch).await?;
         let events = self.insert_events(&mut tx, batch.at, batch.events).await?;
         tx.commit().await?;

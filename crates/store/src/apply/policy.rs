@@ -28,7 +28,8 @@ impl Store {
         self.insert_decisions(tx, batch).await?;
         let at = batch.at;
         let mut audits: Vec<&'a AuditEntry> = Vec::new();
-        for (i, change) in batch.changes.iter().enumerate() {
+        let changes: &'a [Change] = batch.changes;
+        for (i, change) in changes.iter().enumerate() {
             match change {
                 Change::Block {
                     run,
@@ -36,6 +37,7 @@ impl Store {
                     attempt,
                     reason,
                     entry,
+                    approval,
                 } => {
                     let blocked = match attempt {
                         None => sqlx::query(self.sql.block_pending.sql())
@@ -83,6 +85,9 @@ impl Store {
                             }),
                         ),
                     );
+                    if let Some(approval) = approval {
+                        self.insert_approvals(tx, batch, i, &[&**approval]).await?;
+                    }
                 }
                 Change::Unblock {
                     requeue_id,
@@ -114,6 +119,8 @@ impl Store {
                     if unblocked.is_none() {
                         continue;
                     }
+                    self.withdraw_approvals(tx, batch, i, requeue_id, &run, &deliverable)
+                        .await?;
                     sqlx::query(self.sql.resolve_requeue.sql())
                         .bind(requeue_id.as_str())
                         .bind(at)
@@ -150,6 +157,7 @@ impl Store {
                     decision_id,
                     verdict,
                     reasons,
+                    approval,
                 } => {
                     let Some(row) = sqlx::query(self.sql.retry_requeue.sql())
                         .bind(requeue_id.as_str())
@@ -167,6 +175,9 @@ impl Store {
                     let run = RunId::parse(text(&row, "run_id")?)?;
                     let deliverable = DeliverableId::parse(text(&row, "deliverable")?)?;
                     batch.results[i] = Ok(Applied::Done);
+                    if let Some(approval) = approval {
+                        self.insert_approvals(tx, batch, i, &[&**approval]).await?;
+                    }
                     batch.events.push(
                         i,
                         &run,

@@ -78,6 +78,18 @@ contract_tests!(
     cleanup_forgets_old_points_and_their_rollbacks_only,
     the_emergency_stop_and_pauses_are_seen_by_every_reader,
     usage_is_summed_by_run_deliverable_model_and_day,
+    action_outcomes_are_recorded_with_their_change_and_read_by_window,
+    governance_is_enabled_once_with_its_rules_and_audited,
+    a_governance_change_is_compare_and_set,
+    rules_are_added_replaced_and_deleted_each_moving_the_version,
+    a_trip_changes_the_state_and_records_its_event_audit_and_run_event,
+    approving_a_request_lets_exactly_its_action_through,
+    a_denied_request_keeps_its_deliverable_blocked_and_unretried,
+    requests_expire_at_their_time_denied_or_escalated,
+    letting_a_deliverable_through_otherwise_withdraws_its_request,
+    approvals_granted_at_once_are_recorded_and_only_people_are_counted,
+    reports_and_proposals_are_kept_and_decided_once,
+    attestations_observations_and_stop_drills_are_read_back,
 );
 
 /// The audit trail refuses edits, and an edit made behind the store's back (its guard

@@ -1,12 +1,16 @@
 //! The store contract, run against SQLite and PostgreSQL (see `main.rs`).
 
 mod access;
+mod approvals;
+mod governance;
 mod policy;
 mod rollbacks;
 mod runs;
 mod steps;
 
 pub use access::*;
+pub use approvals::*;
+pub use governance::*;
 pub use policy::*;
 pub use rollbacks::*;
 pub use runs::*;

@@ -75,6 +75,7 @@ fn block(run: &RunId, deliverable: &str, requeue_id: &str, attempt: Option<u32>)
             reasons: vec![residency()],
             next_retry_at: Some(t(10)),
         }),
+        approval: None,
     }
 }
 
@@ -382,6 +383,7 @@ pub async fn retries_keep_the_entry_open_and_a_change_makes_it_due_at_once(store
                 decision_id: "dc-2".into(),
                 verdict: Verdict::Deny,
                 reasons: vec![residency()],
+                approval: None,
             }],
         )
         .await

@@ -131,9 +131,32 @@ pub async fn a_rollback_is_recorded_once_with_its_audit_record_and_event(store: 
         revert_commit: "ccc333".into(),
         by: "local:alice".into(),
         at: t(10),
+        duration_ms: 250,
     };
     let event = store.record_rollback(&new).await.unwrap();
     assert_eq!(event.kind, EventKind::DeliverableRolledBack);
+    // The rollback is an action outcome too, of the run's tenant, written with it.
+    let outcomes = store.actions(&event.tenant, t(0), t(100)).await.unwrap();
+    assert_eq!(outcomes.len(), 1);
+    let outcome = &outcomes[0];
+    assert_eq!(
+        (
+            outcome.record.action,
+            outcome.record.outcome,
+            outcome.record.duration_ms,
+            outcome.record.at
+        ),
+        (
+            kamachiq_policy::Action::Rollback,
+            kamachiq_governance::Outcome::RolledBack,
+            250,
+            t(10)
+        )
+    );
+    assert_eq!(
+        (outcome.run.as_ref(), outcome.deliverable.as_ref()),
+        (Some(&run), Some(&did("a")))
+    );
     assert_eq!(event.run_id, run);
     assert_eq!(event.deliverable, Some(did("a")));
     assert_eq!(event.at, t(10));
@@ -225,6 +248,7 @@ pub async fn cleanup_forgets_old_points_and_their_rollbacks_only(store: Store) {
             revert_commit: "fff999".into(),
             by: "local:alice".into(),
             at: t(9),
+            duration_ms: 250,
         })
         .await
         .unwrap();
