@@ -247,7 +247,7 @@ value_schema!(
 );
 value_schema!(
     /// Where a proposal stands.
-    ProposalStatus: ["pending", "approved", "rejected"]
+    ProposalStatus: ["pending", "approved", "rejected", "withdrawn"]
 );
 value_schema!(
     /// Where an approval request stands.

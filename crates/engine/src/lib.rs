@@ -145,7 +145,7 @@ pub enum Error {
     ItemMeasured { item: String },
     #[error("no proposal `{0}`")]
     ProposalNotFound(String),
-    #[error("proposal `{id}` is {} already; it takes no more decisions", proposal_status(*status))]
+    #[error("proposal `{id}` is {} already; it takes no more decisions", status.as_str())]
     ProposalClosed {
         id: String,
         status: kamachiq_governance::proposal::ProposalStatus,
@@ -213,15 +213,6 @@ pub enum Error {
         checkout: PathBuf,
         detail: String,
     },
-}
-
-fn proposal_status(s: kamachiq_governance::proposal::ProposalStatus) -> &'static str {
-    use kamachiq_governance::proposal::ProposalStatus;
-    match s {
-        ProposalStatus::Pending => "pending",
-        ProposalStatus::Approved => "approved",
-        ProposalStatus::Rejected => "rejected",
-    }
 }
 
 impl From<kamachiq_store::Error> for Error {

@@ -73,6 +73,34 @@ pub enum ProposalStatus {
     Pending,
     Approved,
     Rejected,
+    /// The tenant's phase moved away from the one the proposal would move from (a circuit
+    /// breaker reverted it, or an operator rolled it back) while it was pending: it takes no
+    /// more decisions, and the next cycle may draft a fresh one.
+    Withdrawn,
+}
+
+impl ProposalStatus {
+    /// The status as stored and shown: `pending`, `approved`, `rejected`, `withdrawn`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Withdrawn => "withdrawn",
+        }
+    }
+
+    /// The status named `name` ([`Self::as_str`]), if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Approved,
+            Self::Rejected,
+            Self::Withdrawn,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
 }
 
 /// The approvals a proposal gathered. JSON: `required`, `requestedBy`, `approvals`,

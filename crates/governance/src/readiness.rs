@@ -32,6 +32,10 @@ use crate::phase::Phase;
 use crate::state::GovernanceState;
 use crate::{Error, Owner};
 
+/// The most items a checklist holds.
+pub const MAX_ITEMS: usize = 200;
+/// The most points one item is worth (so that no sum of weights overflows).
+pub const MAX_WEIGHT: u32 = 1000;
 /// The score from which a tenant is ready, and a proposal may be drafted.
 pub const READY: f64 = 0.95;
 /// The score from which a tenant is almost ready.
@@ -99,20 +103,24 @@ pub struct Checklist {
 }
 
 impl Checklist {
-    /// Checks the checklist as a whole: at least one item; ids non-empty and unique; weights at
-    /// least 1; titles non-empty; every metric condition parses and reads only readiness
-    /// variables.
+    /// Checks the checklist as a whole: between 1 and [`MAX_ITEMS`] items; ids non-empty and
+    /// unique; weights from 1 to [`MAX_WEIGHT`]; titles non-empty; every metric condition
+    /// parses and reads only readiness variables. An item without an id is named by its
+    /// position (`#3`).
     pub fn check(&self) -> Result<(), Error> {
-        if self.items.is_empty() {
-            return Err(Error::InvalidItem {
-                id: String::new(),
-                why: "the checklist has no items",
+        if self.items.is_empty() || self.items.len() > MAX_ITEMS {
+            return Err(Error::ChecklistSize {
+                items: self.items.len(),
             });
         }
         let mut seen = HashSet::new();
-        for item in &self.items {
+        for (position, item) in self.items.iter().enumerate() {
             let invalid = |why| Error::InvalidItem {
-                id: item.id.clone(),
+                id: if item.id.trim().is_empty() {
+                    format!("#{}", position + 1)
+                } else {
+                    item.id.clone()
+                },
                 why,
             };
             if item.id.trim().is_empty() {
@@ -124,8 +132,8 @@ impl Checklist {
             if item.title.trim().is_empty() {
                 return Err(invalid("the title must not be empty"));
             }
-            if item.weight == 0 {
-                return Err(invalid("the weight must be at least 1"));
+            if item.weight == 0 || item.weight > MAX_WEIGHT {
+                return Err(invalid("the weight must be between 1 and 1000"));
             }
             if let Check::Metric { condition } = &item.check {
                 condition::compile::<ReadinessFacts>(&Owner::Item(item.id.clone()), condition)?;

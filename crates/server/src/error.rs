@@ -320,7 +320,7 @@ impl From<&kamachiq_governance::Error> for ApiError {
             E::RuleWindow { .. } => ("invalid_rule", Some("window")),
             E::InvalidWindow { .. } => ("invalid_window", None),
             E::UnknownPhase { .. } => ("invalid_phase", None),
-            E::InvalidItem { .. } => ("invalid_item", None),
+            E::InvalidItem { .. } | E::ChecklistSize { .. } => ("invalid_item", Some("items")),
             E::NotNextPhase { .. } => {
                 return Self::Conflict {
                     code: "proposal_stale",

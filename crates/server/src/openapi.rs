@@ -74,6 +74,8 @@ use crate::routes::{
         readiness::current,
         readiness::latest,
         readiness::attest,
+        readiness::checklist,
+        readiness::set_checklist,
         readiness::latest_metrics,
         readiness::range_metrics,
         readiness::weekly_metrics,

@@ -10,8 +10,10 @@
 
 use kamachiq_domain::event::NewEvent;
 use kamachiq_domain::{EventKind, RunId, TenantId, Timestamp};
+use kamachiq_governance::proposal::ProposalDraft;
 use kamachiq_governance::{
-    BreakerAction, Checklist, Effect, GovernanceState, Rule, Settings, Severity, WindowMetrics,
+    BreakerAction, Checklist, Effect, GovernanceState, Phase, Rule, Settings, Severity,
+    WindowMetrics,
 };
 use kamachiq_policy::Action;
 use serde::Serialize;
@@ -218,6 +220,34 @@ impl Store {
         Ok(Some(version))
     }
 
+    /// Replaces the tenant's readiness checklist if its governance is still at version
+    /// `expected` (compare-and-set), with `audit`. Returns the new version, or `None` when the
+    /// version moved or the tenant is not governed.
+    pub async fn save_checklist(
+        &self,
+        tenant: &TenantId,
+        expected: u32,
+        checklist: &Checklist,
+        audit: &AuditEntry,
+        at: Timestamp,
+    ) -> Result<Option<u32>, Error> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(self.sql.update_checklist.sql())
+            .bind(tenant.as_str())
+            .bind(encode("a readiness checklist", checklist)?)
+            .bind(at.as_millis())
+            .bind(i64::from(expected))
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        self.append_audit(&mut tx, at.as_millis(), &[audit]).await?;
+        tx.commit().await?;
+        count(&row, "version").map(Some)
+    }
+
     pub(crate) async fn update_governance(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -235,7 +265,60 @@ impl Store {
             .bind(i64::from(expected))
             .fetch_optional(&mut **tx)
             .await?;
-        row.map(|r| count(&r, "version")).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        self.withdraw_stale_proposals(tx, tenant, state.current_phase, at)
+            .await?;
+        count(&row, "version").map(Some)
+    }
+
+    /// Withdraws the tenant's pending proposals that would move from another phase than
+    /// `phase` (the phase was reverted or rolled back under them), each audited as done by
+    /// `kamachiq`: otherwise one would wait forever, unapprovable, and keep the weekly cycle
+    /// from drafting the next.
+    async fn withdraw_stale_proposals(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        tenant: &TenantId,
+        phase: Phase,
+        at: Timestamp,
+    ) -> Result<(), Error> {
+        let pending = sqlx::query(self.sql.select_pending_drafts.sql())
+            .bind(tenant.as_str())
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut audits = Vec::new();
+        for row in &pending {
+            let id = text(row, "id")?;
+            let draft: ProposalDraft = serde_json::from_str(&text(row, "draft")?)
+                .map_err(|e| Error::Corrupt(format!("draft of proposal {id}: {e}")))?;
+            if draft.from_phase == phase {
+                continue;
+            }
+            sqlx::query(self.sql.withdraw_proposal.sql())
+                .bind(id.as_str())
+                .bind(at.as_millis())
+                .execute(&mut **tx)
+                .await?;
+            audits.push(AuditEntry {
+                tenant: tenant.clone(),
+                actor: "kamachiq".to_owned(),
+                action: "proposal_withdrawn".to_owned(),
+                subject: id,
+                detail: json!({
+                    "from": draft.from_phase, "to": draft.target_phase, "phase": phase,
+                    "reason": format!(
+                        "the tenant's phase is now {phase}, not {}", draft.from_phase
+                    ),
+                }),
+            });
+        }
+        if !audits.is_empty() {
+            let refs: Vec<&AuditEntry> = audits.iter().collect();
+            self.append_audit(tx, at.as_millis(), &refs).await?;
+        }
+        Ok(())
     }
 
     /// Moves the tenant's governance version on (its rules or events changed); refuses a

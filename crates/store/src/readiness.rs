@@ -93,14 +93,6 @@ fn encode<T: Serialize>(what: &str, value: &T) -> Result<String, Error> {
     serde_json::to_string(value).map_err(|e| Error::Corrupt(format!("cannot encode {what}: {e}")))
 }
 
-fn status_name(s: ProposalStatus) -> &'static str {
-    match s {
-        ProposalStatus::Pending => "pending",
-        ProposalStatus::Approved => "approved",
-        ProposalStatus::Rejected => "rejected",
-    }
-}
-
 impl Store {
     /// Stores a cycle's report, with the proposal it drafted, audited, in one transaction.
     pub async fn save_report(
@@ -194,7 +186,7 @@ impl Store {
         let changed = sqlx::query(self.sql.update_proposal.sql())
             .bind(updated.id.as_str())
             .bind(encode("a proposal's approvals", &updated.approvals)?)
-            .bind(status_name(updated.status))
+            .bind(updated.status.as_str())
             .bind(at.as_millis())
             .fetch_optional(&mut *tx)
             .await?;
@@ -315,16 +307,10 @@ fn proposal(row: &AnyRow) -> Result<StoredProposal, Error> {
     let id = text(row, "id")?;
     let corrupt =
         |what: &str, e: serde_json::Error| Error::Corrupt(format!("{what} of proposal {id}: {e}"));
-    let status = match text(row, "status")?.as_str() {
-        "pending" => ProposalStatus::Pending,
-        "approved" => ProposalStatus::Approved,
-        "rejected" => ProposalStatus::Rejected,
-        other => {
-            return Err(Error::Corrupt(format!(
-                "status of proposal {id}: unknown `{other}`"
-            )));
-        }
-    };
+    let status = text(row, "status")?;
+    let status = ProposalStatus::parse(&status).ok_or_else(|| {
+        Error::Corrupt(format!("status of proposal {id}: unknown `{status}`"))
+    })?;
     Ok(StoredProposal {
         tenant: TenantId::parse(text(row, "tenant")?)?,
         report_id: text(row, "report_id")?,

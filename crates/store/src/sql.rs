@@ -477,6 +477,9 @@ statements! {
     update_governance = "UPDATE governance SET state = $2, settings = $3, version = version + 1, updated_at = $4 \
         WHERE tenant = $1 AND version = $5 RETURNING version";
 
+    update_checklist = "UPDATE governance SET checklist = $2, version = version + 1, updated_at = $3 \
+        WHERE tenant = $1 AND version = $4 RETURNING version";
+
     bump_governance = "UPDATE governance SET version = version + 1, updated_at = $2 WHERE tenant = $1 \
         RETURNING version";
 
@@ -580,6 +583,11 @@ statements! {
 
     select_proposal = "SELECT id, tenant, report_id, draft, approvals, status, created_at, updated_at FROM proposals \
         WHERE id = $1";
+
+    select_pending_drafts = "SELECT id, draft FROM proposals WHERE tenant = $1 AND status = 'pending' ORDER BY id";
+
+    withdraw_proposal = "UPDATE proposals SET status = 'withdrawn', updated_at = $2 \
+        WHERE id = $1 AND status = 'pending'";
 
     update_proposal = "UPDATE proposals SET approvals = $2, status = $3, updated_at = $4 \
         WHERE id = $1 AND status = 'pending' RETURNING id";

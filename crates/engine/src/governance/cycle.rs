@@ -13,7 +13,7 @@ use std::time::Duration;
 use kamachiq_domain::{Role, TenantId, Timestamp};
 use kamachiq_governance::cycle::{self as math, Snapshot};
 use kamachiq_governance::proposal::ProposalStatus;
-use kamachiq_governance::readiness::{Check, ReadinessFacts};
+use kamachiq_governance::readiness::{Check, Checklist, ReadinessFacts};
 use kamachiq_governance::{
     ApprovalOutcome, Assessment, Attestation, ProposalApprovals, WindowMetrics, assess,
 };
@@ -159,6 +159,59 @@ impl Engine {
             .attest(tenant, &attestation, &audit)
             .await?;
         Ok(attestation)
+    }
+
+    /// The tenant's readiness checklist.
+    pub async fn checklist(&self, tenant: &TenantId) -> Result<Checklist, Error> {
+        Ok(self.governed(tenant).await?.checklist)
+    }
+
+    /// Replaces the tenant's readiness checklist (seed runbook: "review checklist items for
+    /// relevance, adjust weights"), checked first: ids, weights, titles and every condition.
+    /// Attestations of items kept still count. Audited with the items added and removed and
+    /// the points per category before and after.
+    pub async fn set_checklist(
+        &self,
+        tenant: &TenantId,
+        checklist: &Checklist,
+        by: &str,
+    ) -> Result<Governed, Error> {
+        checklist.check()?;
+        for _ in 0..ATTEMPTS {
+            let governed = self.governed(tenant).await?;
+            let ids = |c: &Checklist| -> Vec<String> { c.items.iter().map(|i| i.id.clone()).collect() };
+            let (before, after) = (ids(&governed.checklist), ids(checklist));
+            let audit = AuditEntry {
+                tenant: tenant.clone(),
+                actor: by.to_owned(),
+                action: "checklist_changed".to_owned(),
+                subject: tenant.to_string(),
+                detail: json!({
+                    "added": after.iter().filter(|i| !before.contains(i)).collect::<Vec<_>>(),
+                    "removed": before.iter().filter(|i| !after.contains(i)).collect::<Vec<_>>(),
+                    "points_before": governed.checklist.max_points(),
+                    "points_after": checklist.max_points(),
+                }),
+            };
+            let now = self.now();
+            if let Some(version) = self
+                .inner
+                .store
+                .save_checklist(tenant, governed.version, checklist, &audit, now)
+                .await?
+            {
+                tracing::info!(tenant = %tenant, by, items = checklist.items.len(),
+                    "readiness checklist changed");
+                self.governance_changed(tenant).await?;
+                return Ok(Governed {
+                    checklist: checklist.clone(),
+                    version,
+                    updated_at: now,
+                    ..governed
+                });
+            }
+        }
+        Err(Error::GovernanceBusy(tenant.to_string()))
     }
 
     /// Runs the weekly cycle for the tenant (seed runbook, "Friday End-of-Week Review"): the

@@ -387,11 +387,14 @@ fn check_refuses_bad_checklists() {
     };
     let check = |items| Checklist { items }.check();
     assert_eq!(
-        check(vec![]),
-        Err(Error::InvalidItem {
-            id: String::new(),
-            why: "the checklist has no items"
-        })
+        check(vec![]).unwrap_err().to_string(),
+        "a readiness checklist has between 1 and 200 items, not 0"
+    );
+    assert_eq!(
+        check((0..201).map(|i| item(&format!("i{i}"), 1, "true")).collect())
+            .unwrap_err()
+            .to_string(),
+        "a readiness checklist has between 1 and 200 items, not 201"
     );
     assert_eq!(
         check(vec![item("a", 1, "true"), item("a", 2, "true")])
@@ -400,13 +403,20 @@ fn check_refuses_bad_checklists() {
         "readiness item `a`: the id is used by another item"
     );
     assert_eq!(
-        check(vec![item(" ", 1, "true")]).unwrap_err().to_string(),
-        "readiness item ` `: the id must not be empty"
+        check(vec![item("a", 1, "true"), item(" ", 1, "true")])
+            .unwrap_err()
+            .to_string(),
+        "readiness item `#2`: the id must not be empty"
     );
     assert_eq!(
         check(vec![item("a", 0, "true")]).unwrap_err().to_string(),
-        "readiness item `a`: the weight must be at least 1"
+        "readiness item `a`: the weight must be between 1 and 1000"
     );
+    assert_eq!(
+        check(vec![item("a", 1001, "true")]).unwrap_err().to_string(),
+        "readiness item `a`: the weight must be between 1 and 1000"
+    );
+    assert_eq!(check(vec![item("a", 1000, "true")]), Ok(()));
     let mut untitled = item("a", 1, "true");
     untitled.title = String::new();
     assert_eq!(

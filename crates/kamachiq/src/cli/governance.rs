@@ -261,6 +261,20 @@ pub enum ReadinessCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The checklist: each item's category, weight, whether it is required, and its CEL
+    /// condition (or "attested"). With --set FILE, replace it (an admin's act, audited) by the
+    /// JSON that `checklist --json` prints, edited; checked whole first, so a bad item changes
+    /// nothing.
+    Checklist {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// The new checklist, as JSON: {"items": [{"id", "category", "title", "weight",
+        /// "required", "condition"?}]}.
+        #[arg(long, value_name = "FILE")]
+        set: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Attest an item kamachiq cannot measure, with evidence; it counts for the current
     /// phase. Locally the attester is `local:<login>`; with --server, the token.
     Attest {

@@ -1,7 +1,9 @@
 //! `kamachiq breaker ...` and `kamachiq readiness ...`: circuit-breaker rules and events, and
 //! readiness, on the local store or through a server (see [`super::governance`]).
 
-use kamachiq_api::{BreakerEventView, ReadinessScoreView, ReadinessView, RuleView};
+use kamachiq_api::{
+    BreakerEventView, ChecklistView, ReadinessScoreView, ReadinessView, RuleView,
+};
 use kamachiq_engine::RulePatch;
 use kamachiq_governance::Rule;
 use reqwest::Method;
@@ -102,6 +104,36 @@ fn show_readiness(r: &ReadinessView) {
         r.max_points,
         names(&[r.status])
     ));
+}
+
+fn show_checklist(c: &ChecklistView) {
+    let mut table = output::table(&["item", "category", "weight", "required", "check"]);
+    for i in &c.items {
+        table.add_row(vec![
+            i.id.clone(),
+            names(&[i.category]),
+            i.weight.to_string(),
+            if i.required { "yes" } else { "" }.to_owned(),
+            i.condition
+                .clone()
+                .unwrap_or_else(|| "attested".to_owned()),
+        ]);
+    }
+    output::line(table);
+}
+
+/// A checklist file: the JSON `readiness checklist --json` prints.
+fn read_checklist(file: &std::path::Path) -> anyhow::Result<ChecklistView> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        InvalidInput::new(format!("cannot read the checklist {}: {e}", file.display()))
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        InvalidInput::new(format!(
+            "{}: not a checklist ({{\"items\": [...]}} as `readiness checklist --json` prints): {e}",
+            file.display()
+        ))
+        .into()
+    })
 }
 
 pub async fn breaker(
@@ -349,6 +381,38 @@ pub async fn readiness(
                 Target::Remote(client) => client.get("/api/readiness/current").await?,
             };
             Ok(print(*json, &view, show_readiness))
+        }
+        ReadinessCommand::Checklist { tenant, set, json } => {
+            let view: ChecklistView = match set {
+                None => match &target {
+                    Target::Local { engine, .. } => ChecklistView::from(
+                        &engine.checklist(&tenant_of(tenant)?).await.map_err(local)?,
+                    ),
+                    Target::Remote(client) => client.get("/api/readiness/checklist").await?,
+                },
+                Some(file) => {
+                    let wanted = read_checklist(file)?;
+                    match &target {
+                        Target::Local { engine, actor } => ChecklistView::from(
+                            &engine
+                                .set_checklist(&tenant_of(tenant)?, &wanted.into(), actor)
+                                .await
+                                .map_err(local)?
+                                .checklist,
+                        ),
+                        Target::Remote(client) => {
+                            client
+                                .call(
+                                    Method::PUT,
+                                    "/api/readiness/checklist",
+                                    Some(&serde_json::to_value(&wanted)?),
+                                )
+                                .await?
+                        }
+                    }
+                }
+            };
+            Ok(print(*json, &view, show_checklist))
         }
         ReadinessCommand::Attest {
             item,

@@ -487,3 +487,82 @@ fn the_seed_runbook_from_morning_checks_to_a_rollback() {
         );
     }
 }
+
+/// The readiness checklist on the local store: printed as JSON, edited, set back; a file with
+/// a bad item is refused with exit 2, naming it, and changes nothing.
+#[test]
+fn the_checklist_is_edited_as_json_on_the_local_store() {
+    let ws = Workspace::new();
+    let out = ws.run(&["governance", "enable", "--tenant", "team-a"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let checklist = ws.json(&["readiness", "checklist", "--tenant", "team-a", "--json"]);
+    let mut edited = checklist.clone();
+    let items = edited["items"].as_array_mut().unwrap();
+    items.pop();
+    items[0]["weight"] = json!(10);
+    let kept = items.len();
+
+    let mut bad = edited.clone();
+    bad["items"][0]["category"] = json!("financial");
+    let file = ws.write("bad.json", &bad.to_string());
+    let out = ws.run(&[
+        "readiness",
+        "checklist",
+        "--tenant",
+        "team-a",
+        "--set",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bad.json") && stderr(&out).contains("financial"),
+        "{}",
+        stderr(&out)
+    );
+    let mut bad = edited.clone();
+    bad["items"][1]["id"] = bad["items"][0]["id"].clone();
+    let file = ws.write("duplicate.json", &bad.to_string());
+    let out = ws.run(&[
+        "readiness",
+        "checklist",
+        "--tenant",
+        "team-a",
+        "--set",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the id is used by another item"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        ws.json(&["readiness", "checklist", "--tenant", "team-a", "--json"]),
+        checklist,
+        "nothing changed"
+    );
+
+    let file = ws.write("checklist.json", &edited.to_string());
+    let set = ws.json(&[
+        "readiness",
+        "checklist",
+        "--tenant",
+        "team-a",
+        "--set",
+        file.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(set, edited);
+    assert_eq!(set["items"].as_array().unwrap().len(), kept);
+    let out = ws.run(&["readiness", "checklist", "--tenant", "team-a"]);
+    assert!(stdout(&out).contains("attested"), "{}", stdout(&out));
+    let trail = ws.json(&["audit", "list", "--json"]);
+    assert!(
+        trail
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == "checklist_changed"),
+        "{trail:#}"
+    );
+}

@@ -1,18 +1,25 @@
 //! The emergency stop and pausing, on the real binary with real processes: ten running steps
 //! stopped at once, their state kept, nothing started while stopped, and the run finished after
-//! `resume-all`.
+//! `resume-all`. With PostgreSQL, one stop reaches the runs of every machine on the store.
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Workspace, read_events_until, stderr, step_processes, wait_for_no_steps};
+use crate::support::{
+    PostgresSchema, Workspace, read_events_until, stderr, step_processes, wait_for_no_steps,
+};
 
 /// Ten deliverables whose step sleeps a minute the first time it runs, and passes at once the
 /// next time (a marker outside the worktree remembers).
 fn ten_sleepers(ws: &Workspace) -> String {
+    sleepers(ws, 10)
+}
+
+/// `n` deliverables like [`ten_sleepers`].
+fn sleepers(ws: &Workspace, n: usize) -> String {
     let mut plan = String::from("repo: ../service\ndeliverables:\n");
     let marks = ws.path().join("marks");
     std::fs::create_dir_all(&marks).unwrap();
-    for i in 0..10 {
+    for i in 0..n {
         plan.push_str(&format!(
             "  - id: d{i}\n    steps:\n      - name: dev\n        run: \"if [ -f {m}/d{i} ]; then echo again; else touch {m}/d{i}; sleep 60; fi\"\n",
             m = marks.display()
@@ -166,4 +173,73 @@ fn a_paused_run_hands_its_work_back_and_resume_continues_it() {
         Some(2),
         "a finished run cannot be paused"
     );
+}
+
+/// Two machines (each its own home, repository and `kamachiq run` process) share one
+/// PostgreSQL store; `kamachiq stop` from a third stops the steps of both, and `resume-all`
+/// lets both finish.
+#[test]
+fn with_postgresql_the_stop_reaches_every_worker() {
+    let Some(pg) = PostgresSchema::create() else {
+        return;
+    };
+    let url = pg.url.as_str();
+    let machines = [Workspace::new(), Workspace::new()];
+    let mut runs = Vec::new();
+    for ws in &machines {
+        let plan = sleepers(ws, 5);
+        let mut child = ws.spawn(&[
+            "--database-url",
+            url,
+            "run",
+            &plan,
+            "--concurrency",
+            "5",
+            "--json",
+        ]);
+        let events = read_events_until(&mut child, |e| e["kind"] == "run_started");
+        runs.push((events[0]["run_id"].as_str().unwrap().to_owned(), child));
+    }
+    for (run, _) in &runs {
+        wait_for_steps(run, 5);
+    }
+
+    let operator = Workspace::new();
+    let began = Instant::now();
+    let out = operator
+        .command(&["--database-url", url, "stop", "--reason", "drill"])
+        .env("USER", "alice")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for (run, _) in &runs {
+        assert_eq!(wait_for_no_steps(run), 0, "every step of {run} is gone");
+    }
+    let gone = began.elapsed();
+    eprintln!("emergency stop on PostgreSQL: the steps of both machines gone after {gone:?}");
+    assert!(gone < Duration::from_secs(5), "took {gone:?}");
+    for (run, child) in &mut runs {
+        assert_eq!(child.wait().unwrap().code(), Some(6), "run {run} ends with 6");
+    }
+
+    let out = operator
+        .command(&["--database-url", url, "resume-all"])
+        .env("USER", "bob")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for ((run, _), ws) in runs.iter().zip(&machines) {
+        let out = ws.run(&["--database-url", url, "resume", run]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let view = ws.json(&["--database-url", url, "status", run, "--json"]);
+        assert_eq!(view["state"], "succeeded", "{view:#}");
+    }
+    let trail = operator.json(&["--database-url", url, "audit", "list", "--json"]);
+    let actors: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(actors, ["local:alice", "local:bob"], "{trail:#}");
 }

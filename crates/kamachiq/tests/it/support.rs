@@ -186,3 +186,68 @@ pub fn wait_for_no_steps(run: &str) -> usize {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A fresh schema on the test PostgreSQL server, named in a database URL that every
+/// `kamachiq` process of a test can share; dropped at the end.
+pub struct PostgresSchema {
+    pub url: String,
+    base: String,
+    schema: String,
+}
+
+impl PostgresSchema {
+    /// The schema, or `None` when the server is absent and `KAMACHIQ_SKIP_POSTGRES=1` asks to
+    /// skip knowingly; without that, an absent server fails the test and says so.
+    pub fn create() -> Option<Self> {
+        let base = std::env::var("KAMACHIQ_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let schema = format!(
+            "kq_e2e_{}",
+            ulid::Ulid::generate().to_string().to_lowercase()
+        );
+        match postgres_execute(&base, &format!("CREATE SCHEMA {schema}")) {
+            Ok(()) => {}
+            Err(why) if std::env::var("KAMACHIQ_SKIP_POSTGRES").as_deref() == Ok("1") => {
+                eprintln!("PostgreSQL test NOT RUN (KAMACHIQ_SKIP_POSTGRES=1): {why}");
+                return None;
+            }
+            Err(why) => panic!(
+                "PostgreSQL test not run: no server at {base} ({why}). Start PostgreSQL, set \
+                 KAMACHIQ_TEST_DATABASE_URL, or set KAMACHIQ_SKIP_POSTGRES=1 to skip it knowingly."
+            ),
+        }
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Some(Self {
+            url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+            base,
+            schema,
+        })
+    }
+}
+
+impl Drop for PostgresSchema {
+    fn drop(&mut self) {
+        let _ = postgres_execute(
+            &self.base,
+            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
+        );
+    }
+}
+
+fn postgres_execute(url: &str, sql: &str) -> Result<(), String> {
+    use sqlx::Executor;
+    sqlx::any::install_default_drivers();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let pool = tokio::time::timeout(Duration::from_secs(5), sqlx::AnyPool::connect(url))
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let done = pool.execute(sqlx::AssertSqlSafe(sql.to_owned())).await;
+        pool.close().await;
+        done.map(drop).map_err(|e| e.to_string())
+    })
+}

@@ -103,6 +103,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/readiness/current", get(readiness::current))
         .route("/api/readiness/latest", get(readiness::latest))
         .route("/api/readiness/attest", post(readiness::attest))
+        .route(
+            "/api/readiness/checklist",
+            get(readiness::checklist).put(readiness::set_checklist),
+        )
         .route("/api/metrics/latest", get(readiness::latest_metrics))
         .route("/api/metrics/current", get(readiness::range_metrics))
         .route("/api/metrics/weekly", get(readiness::weekly_metrics))

@@ -8,12 +8,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kamachiq_api::{
-    AttestRequest, AttestationView, LatestMetricsParams, MetricsView, Problem, RangeMetricsParams,
+    AttestRequest, AttestationView, ChecklistView, LatestMetricsParams, MetricsView, Problem, RangeMetricsParams,
     ReadinessScoreView, ReadinessView, WindowMetricsView,
 };
 use kamachiq_domain::{TenantId, Timestamp};
 
-use crate::auth::{Approve, Authorized, Read};
+use crate::auth::{Administer, Approve, Authorized, Read};
 use crate::error::ApiError;
 use crate::extract::{Json as JsonBody, Query};
 use crate::routes::governance::text_field;
@@ -83,6 +83,54 @@ pub async fn latest(
             id: "latest".to_owned(),
         })?;
     Ok(Json(ReadinessView::from(&report.report.readiness)))
+}
+
+/// The tenant's readiness checklist, in the form `PUT` takes back.
+#[utoipa::path(get, path = "/api/readiness/checklist", tag = "governance", operation_id = "readiness_checklist",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The checklist", body = ChecklistView),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token has no reading role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The tenant is not governed", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn checklist(
+    auth: Authorized<Read>,
+    State(state): State<AppState>,
+) -> Result<Json<ChecklistView>, ApiError> {
+    let checklist = state.engine().checklist(&auth.caller.tenant).await?;
+    Ok(Json(ChecklistView::from(&checklist)))
+}
+
+/// Replaces the tenant's readiness checklist (the seed runbook's "adjust weights", without
+/// SQL): checked whole first, so a bad item changes nothing. Audited.
+#[utoipa::path(put, path = "/api/readiness/checklist", tag = "governance", operation_id = "set_readiness_checklist",
+    security(("bearer" = [])),
+    request_body = ChecklistView,
+    responses(
+        (status = 200, description = "The checklist now", body = ChecklistView),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the `admin` role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The tenant is not governed", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An item that is not acceptable, named, or a condition that does not compile", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn set_checklist(
+    auth: Authorized<Administer>,
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<ChecklistView>,
+) -> Result<Json<ChecklistView>, ApiError> {
+    let governed = state
+        .engine()
+        .set_checklist(
+            &auth.caller.tenant,
+            &request.into(),
+            &auth.caller.name,
+        )
+        .await?;
+    Ok(Json(ChecklistView::from(&governed.checklist)))
 }
 
 /// Attests a readiness item kamachiq cannot measure, with evidence; the attester is the

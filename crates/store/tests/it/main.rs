@@ -81,6 +81,7 @@ contract_tests!(
     action_outcomes_are_recorded_with_their_change_and_read_by_window,
     governance_is_enabled_once_with_its_rules_and_audited,
     a_governance_change_is_compare_and_set,
+    a_checklist_change_is_compare_and_set_and_audited,
     rules_are_added_replaced_and_deleted_each_moving_the_version,
     a_trip_changes_the_state_and_records_its_event_audit_and_run_event,
     approving_a_request_lets_exactly_its_action_through,
@@ -89,6 +90,7 @@ contract_tests!(
     letting_a_deliverable_through_otherwise_withdraws_its_request,
     approvals_granted_at_once_are_recorded_and_only_people_are_counted,
     reports_and_proposals_are_kept_and_decided_once,
+    a_phase_change_withdraws_the_proposals_it_left_stale,
     attestations_observations_and_stop_drills_are_read_back,
 );
 

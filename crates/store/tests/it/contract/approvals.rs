@@ -608,6 +608,121 @@ pub async fn reports_and_proposals_are_kept_and_decided_once(store: Store) {
     );
 }
 
+/// A pending proposal whose starting phase is no longer the tenant's (reverted under it) is
+/// withdrawn with the change, audited; one that still fits stays pending.
+pub async fn a_phase_change_withdraws_the_proposals_it_left_stale(store: Store) {
+    let a = tenant("tenant-a");
+    let governed = govern(&store, "tenant-a").await;
+    let mut report = StoredReport {
+        id: "grp-1".into(),
+        tenant: a.clone(),
+        report: CycleReport {
+            phase: Phase::L3,
+            from: t(0),
+            to: t(1),
+            metrics: WindowMetrics::default(),
+            readiness: assess(
+                &default_checklist(),
+                &kamachiq_governance::ReadinessFacts::new(&governed.state, t(1)),
+                &[],
+                t(1),
+            ),
+            recommendation: Recommendation {
+                kind: RecommendationKind::Expand,
+                reasons: vec![],
+            },
+            circuit_breaker_events: vec![],
+            proposal_id: Some("prp-1".into()),
+        },
+        requested_by: "ops.ines".into(),
+        at: t(1),
+    };
+    let audit = AuditEntry {
+        tenant: a.clone(),
+        actor: "ops.ines".into(),
+        action: "governance_cycle".into(),
+        subject: "grp-1".into(),
+        detail: json!({}),
+    };
+    let fits = NewProposal {
+        id: "prp-1".into(),
+        draft: draft(),
+        approvals: ProposalApprovals::new(&draft(), "ops.ines"),
+    };
+    store
+        .save_report(&report, Some(&fits), &audit)
+        .await
+        .unwrap();
+    // A proposal drafted from L3+, as if the tenant had been there when the cycle ran.
+    let from_l3_plus = ProposalDraft {
+        from_phase: Phase::L3Plus,
+        target_phase: Phase::L4,
+        ..draft()
+    };
+    report.id = "grp-2".into();
+    report.report.proposal_id = Some("prp-2".into());
+    let stale = NewProposal {
+        id: "prp-2".into(),
+        approvals: ProposalApprovals::new(&from_l3_plus, "ops.ines"),
+        draft: from_l3_plus,
+    };
+    store
+        .save_report(&report, Some(&stale), &audit)
+        .await
+        .unwrap();
+
+    // A change that keeps the tenant at L3 (a rollback to where it is) withdraws what no
+    // longer fits, and only that.
+    let change = AuditEntry {
+        action: "phase_rolled_back".into(),
+        subject: "tenant-a".into(),
+        ..audit.clone()
+    };
+    store
+        .save_governance(
+            &a,
+            governed.version,
+            &governed.state,
+            &governed.settings,
+            &change,
+            t(5),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let withdrawn = store.proposal("prp-2").await.unwrap().unwrap();
+    assert_eq!(
+        (withdrawn.status, withdrawn.updated_at),
+        (ProposalStatus::Withdrawn, t(5))
+    );
+    assert_eq!(
+        store.proposal("prp-1").await.unwrap().unwrap().status,
+        ProposalStatus::Pending
+    );
+    let pending: Vec<String> = store
+        .proposals(&a, true, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(pending, ["prp-1"]);
+    let trail = store.audit_records(Some(&a), 0, 100).await.unwrap();
+    let withdrawal = trail
+        .iter()
+        .find(|r| r.action == "proposal_withdrawn")
+        .expect("the withdrawal is audited");
+    assert_eq!(
+        (withdrawal.actor.as_str(), withdrawal.subject.as_str()),
+        ("kamachiq", "prp-2")
+    );
+    assert_eq!(withdrawal.detail["phase"], "L3");
+    assert_eq!(
+        trail.iter().filter(|r| r.action == "proposal_withdrawn").count(),
+        1
+    );
+}
+
 pub async fn attestations_observations_and_stop_drills_are_read_back(store: Store) {
     let a = tenant("tenant-a");
     for (i, item) in ["org.on_call", "process.runbook"].iter().enumerate() {

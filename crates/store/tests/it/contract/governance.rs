@@ -340,6 +340,58 @@ pub async fn a_governance_change_is_compare_and_set(store: Store) {
     );
 }
 
+pub async fn a_checklist_change_is_compare_and_set_and_audited(store: Store) {
+    let a = tenant("tenant-a");
+    let governed = govern(&store, "tenant-a").await;
+    let mut checklist = governed.checklist.clone();
+    checklist.items.truncate(3);
+    checklist.items[0].weight = 7;
+    let saved = store
+        .save_checklist(
+            &a,
+            governed.version,
+            &checklist,
+            &audit("tenant-a", "checklist_changed"),
+            t(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(saved, Some(governed.version + 1));
+    let stale = store
+        .save_checklist(
+            &a,
+            governed.version,
+            &governed.checklist,
+            &audit("tenant-a", "y"),
+            t(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale, None, "written against the old version");
+    let now = store.governance(&a).await.unwrap().unwrap();
+    assert_eq!(
+        (&now.checklist, now.version, now.state),
+        (&checklist, governed.version + 1, governed.state),
+        "only the checklist changed"
+    );
+    let actions: Vec<String> = store
+        .audit_records(Some(&a), 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(actions, ["governance_enabled", "checklist_changed"]);
+    assert_eq!(
+        store
+            .save_checklist(&tenant("nobody"), 1, &checklist, &audit("nobody", "z"), t(2))
+            .await
+            .unwrap(),
+        None,
+        "not governed"
+    );
+}
+
 fn rule(name: &str, condition: &str) -> Rule {
     Rule {
         name: name.into(),
