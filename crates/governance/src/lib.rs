@@ -134,7 +134,10 @@ pub enum Error {
         message: String,
     },
     /// A readiness checklist with no items, or too many.
-    #[error("a readiness checklist has between 1 and {} items, not {items}", readiness::MAX_ITEMS)]
+    #[error(
+        "a readiness checklist has between 1 and {} items, not {items}",
+        readiness::MAX_ITEMS
+    )]
     ChecklistSize { items: usize },
     /// A readiness checklist item that is not acceptable.
     #[error("readiness item `{id}`: {why}")]

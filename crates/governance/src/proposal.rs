@@ -184,6 +184,8 @@ impl ProposalApprovals {
         self.status() == ProposalStatus::Approved
     }
 
+    /// Where the approvals alone put the proposal: pending, approved or rejected (a
+    /// withdrawal is the store's, when the phase moved under it).
     pub fn status(&self) -> ProposalStatus {
         if self.rejection.is_some() {
             ProposalStatus::Rejected
@@ -195,10 +197,12 @@ impl ProposalApprovals {
     }
 
     fn open(&self) -> Result<(), ApprovalRefused> {
-        match self.status() {
-            ProposalStatus::Rejected => Err(ApprovalRefused::Rejected),
-            ProposalStatus::Approved => Err(ApprovalRefused::Complete),
-            ProposalStatus::Pending => Ok(()),
+        if self.rejection.is_some() {
+            Err(ApprovalRefused::Rejected)
+        } else if self.remaining().is_empty() {
+            Err(ApprovalRefused::Complete)
+        } else {
+            Ok(())
         }
     }
 

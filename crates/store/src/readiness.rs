@@ -308,9 +308,8 @@ fn proposal(row: &AnyRow) -> Result<StoredProposal, Error> {
     let corrupt =
         |what: &str, e: serde_json::Error| Error::Corrupt(format!("{what} of proposal {id}: {e}"));
     let status = text(row, "status")?;
-    let status = ProposalStatus::parse(&status).ok_or_else(|| {
-        Error::Corrupt(format!("status of proposal {id}: unknown `{status}`"))
-    })?;
+    let status = ProposalStatus::parse(&status)
+        .ok_or_else(|| Error::Corrupt(format!("status of proposal {id}: unknown `{status}`")))?;
     Ok(StoredProposal {
         tenant: TenantId::parse(text(row, "tenant")?)?,
         report_id: text(row, "report_id")?,

@@ -179,7 +179,8 @@ impl Engine {
         checklist.check()?;
         for _ in 0..ATTEMPTS {
             let governed = self.governed(tenant).await?;
-            let ids = |c: &Checklist| -> Vec<String> { c.items.iter().map(|i| i.id.clone()).collect() };
+            let ids =
+                |c: &Checklist| -> Vec<String> { c.items.iter().map(|i| i.id.clone()).collect() };
             let (before, after) = (ids(&governed.checklist), ids(checklist));
             let audit = AuditEntry {
                 tenant: tenant.clone(),

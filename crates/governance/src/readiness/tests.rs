@@ -391,9 +391,13 @@ fn check_refuses_bad_checklists() {
         "a readiness checklist has between 1 and 200 items, not 0"
     );
     assert_eq!(
-        check((0..201).map(|i| item(&format!("i{i}"), 1, "true")).collect())
-            .unwrap_err()
-            .to_string(),
+        check(
+            (0..201)
+                .map(|i| item(&format!("i{i}"), 1, "true"))
+                .collect()
+        )
+        .unwrap_err()
+        .to_string(),
         "a readiness checklist has between 1 and 200 items, not 201"
     );
     assert_eq!(
@@ -413,7 +417,9 @@ fn check_refuses_bad_checklists() {
         "readiness item `a`: the weight must be between 1 and 1000"
     );
     assert_eq!(
-        check(vec![item("a", 1001, "true")]).unwrap_err().to_string(),
+        check(vec![item("a", 1001, "true")])
+            .unwrap_err()
+            .to_string(),
         "readiness item `a`: the weight must be between 1 and 1000"
     );
     assert_eq!(check(vec![item("a", 1000, "true")]), Ok(()));

@@ -1,9 +1,7 @@
 //! `kamachiq breaker ...` and `kamachiq readiness ...`: circuit-breaker rules and events, and
 //! readiness, on the local store or through a server (see [`super::governance`]).
 
-use kamachiq_api::{
-    BreakerEventView, ChecklistView, ReadinessScoreView, ReadinessView, RuleView,
-};
+use kamachiq_api::{BreakerEventView, ChecklistView, ReadinessScoreView, ReadinessView, RuleView};
 use kamachiq_engine::RulePatch;
 use kamachiq_governance::Rule;
 use reqwest::Method;
@@ -114,9 +112,7 @@ fn show_checklist(c: &ChecklistView) {
             names(&[i.category]),
             i.weight.to_string(),
             if i.required { "yes" } else { "" }.to_owned(),
-            i.condition
-                .clone()
-                .unwrap_or_else(|| "attested".to_owned()),
+            i.condition.clone().unwrap_or_else(|| "attested".to_owned()),
         ]);
     }
     output::line(table);

@@ -219,7 +219,11 @@ fn with_postgresql_the_stop_reaches_every_worker() {
     eprintln!("emergency stop on PostgreSQL: the steps of both machines gone after {gone:?}");
     assert!(gone < Duration::from_secs(5), "took {gone:?}");
     for (run, child) in &mut runs {
-        assert_eq!(child.wait().unwrap().code(), Some(6), "run {run} ends with 6");
+        assert_eq!(
+            child.wait().unwrap().code(),
+            Some(6),
+            "run {run} ends with 6"
+        );
     }
 
     let out = operator

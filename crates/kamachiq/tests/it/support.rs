@@ -198,6 +198,10 @@ pub struct PostgresSchema {
 impl PostgresSchema {
     /// The schema, or `None` when the server is absent and `KAMACHIQ_SKIP_POSTGRES=1` asks to
     /// skip knowingly; without that, an absent server fails the test and says so.
+    #[allow(
+        clippy::print_stderr,
+        reason = "a skipped test says so in the test's output"
+    )]
     pub fn create() -> Option<Self> {
         let base = std::env::var("KAMACHIQ_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());

@@ -8,8 +8,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kamachiq_api::{
-    AttestRequest, AttestationView, ChecklistView, LatestMetricsParams, MetricsView, Problem, RangeMetricsParams,
-    ReadinessScoreView, ReadinessView, WindowMetricsView,
+    AttestRequest, AttestationView, ChecklistView, LatestMetricsParams, MetricsView, Problem,
+    RangeMetricsParams, ReadinessScoreView, ReadinessView, WindowMetricsView,
 };
 use kamachiq_domain::{TenantId, Timestamp};
 
@@ -124,11 +124,7 @@ pub async fn set_checklist(
 ) -> Result<Json<ChecklistView>, ApiError> {
     let governed = state
         .engine()
-        .set_checklist(
-            &auth.caller.tenant,
-            &request.into(),
-            &auth.caller.name,
-        )
+        .set_checklist(&auth.caller.tenant, &request.into(), &auth.caller.name)
         .await?;
     Ok(Json(ChecklistView::from(&governed.checklist)))
 }

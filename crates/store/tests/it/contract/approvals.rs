@@ -718,7 +718,10 @@ pub async fn a_phase_change_withdraws_the_proposals_it_left_stale(store: Store) 
     );
     assert_eq!(withdrawal.detail["phase"], "L3");
     assert_eq!(
-        trail.iter().filter(|r| r.action == "proposal_withdrawn").count(),
+        trail
+            .iter()
+            .filter(|r| r.action == "proposal_withdrawn")
+            .count(),
         1
     );
 }

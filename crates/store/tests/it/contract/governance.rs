@@ -384,7 +384,13 @@ pub async fn a_checklist_change_is_compare_and_set_and_audited(store: Store) {
     assert_eq!(actions, ["governance_enabled", "checklist_changed"]);
     assert_eq!(
         store
-            .save_checklist(&tenant("nobody"), 1, &checklist, &audit("nobody", "z"), t(2))
+            .save_checklist(
+                &tenant("nobody"),
+                1,
+                &checklist,
+                &audit("nobody", "z"),
+                t(2)
+            )
             .await
             .unwrap(),
         None,
