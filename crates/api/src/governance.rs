@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use kamachiq_domain::{Role, Timestamp};
 use kamachiq_governance::proposal::ProposalStatus;
-use kamachiq_governance::readiness::{Check, Checklist, Item, Source};
+use kamachiq_governance::readiness::Source;
 use kamachiq_governance::{
     ApprovalMode, Assessment, BreakerAction, Category, Cause, ExpiryAction, Phase,
     RecommendationKind, Severity, Status, WindowMetrics,
@@ -374,81 +374,6 @@ pub struct CategoryScoreView {
     pub points: u32,
     pub max_points: u32,
     pub score: f64,
-}
-
-/// A tenant's readiness checklist (`GET|PUT /api/readiness/checklist`): what `GET` gives, `PUT`
-/// takes back, edited.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChecklistView {
-    /// From 1 to 200 items, ids unique.
-    pub items: Vec<ChecklistItemView>,
-}
-
-/// One checklist item: measured by kamachiq when it has a `condition`, attested by a person
-/// with evidence otherwise.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ChecklistItemView {
-    /// Stable and unique (`tech.success_rate`); attestations name it.
-    pub id: String,
-    #[schema(value_type = schema::Category)]
-    pub category: Category,
-    /// What must hold, as a sentence.
-    pub title: String,
-    /// Points the item is worth, from 1 to 1000.
-    #[schema(minimum = 1, maximum = 1000)]
-    pub weight: u32,
-    /// Whether the tenant cannot be ready without it, whatever the score.
-    pub required: bool,
-    /// CEL over the readiness facts (`successRate >= 0.995 && daysInPhase >= minDaysInPhase`);
-    /// absent: attested by a person.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub condition: Option<String>,
-}
-
-impl From<&Checklist> for ChecklistView {
-    fn from(c: &Checklist) -> Self {
-        Self {
-            items: c
-                .items
-                .iter()
-                .map(|i| ChecklistItemView {
-                    id: i.id.clone(),
-                    category: i.category,
-                    title: i.title.clone(),
-                    weight: i.weight,
-                    required: i.required,
-                    condition: match &i.check {
-                        Check::Metric { condition } => Some(condition.clone()),
-                        Check::Attested => None,
-                    },
-                })
-                .collect(),
-        }
-    }
-}
-
-impl From<ChecklistView> for Checklist {
-    fn from(c: ChecklistView) -> Self {
-        Self {
-            items: c
-                .items
-                .into_iter()
-                .map(|i| Item {
-                    id: i.id.trim().to_owned(),
-                    category: i.category,
-                    title: i.title.trim().to_owned(),
-                    weight: i.weight,
-                    required: i.required,
-                    check: match i.condition {
-                        Some(condition) => Check::Metric { condition },
-                        None => Check::Attested,
-                    },
-                })
-                .collect(),
-        }
-    }
 }
 
 /// One readiness item's result.

@@ -11,12 +11,14 @@ use kamachiq_domain::{DeliverableState, Reason, RunState, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod checklist;
 mod control;
 mod governance;
 mod http;
 mod policy;
 pub mod schema;
 
+pub use checklist::*;
 pub use control::*;
 pub use governance::*;
 pub use http::*;

@@ -43,6 +43,14 @@ pub struct ProposalDraft {
     pub required_approvers: Vec<Role>,
 }
 
+impl ProposalDraft {
+    /// Whether the proposal still fits a tenant at `phase`: it moves from there to the next
+    /// phase. One that no longer fits is withdrawn.
+    pub fn fits(&self, phase: Phase) -> bool {
+        self.from_phase == phase && phase.next() == Some(self.target_phase)
+    }
+}
+
 /// One approval. JSON: `role`, `by`, `at`, `comment`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -306,6 +314,39 @@ mod tests {
             approvals: Vec::new(),
             rejection: None,
         }
+    }
+
+    #[test]
+    fn a_draft_fits_only_the_phase_it_moves_from_to_the_next() {
+        let draft = |from, target| ProposalDraft {
+            from_phase: from,
+            target_phase: target,
+            whitelist_add: vec![],
+            risk: Risk::Medium,
+            validation_days: 21,
+            required_approvers: vec![],
+        };
+        let l4 = draft(Phase::L3Plus, Phase::L4);
+        assert!(l4.fits(Phase::L3Plus));
+        assert!(!l4.fits(Phase::L3), "reverted under it");
+        assert!(!l4.fits(Phase::L4), "already there");
+        assert!(
+            !draft(Phase::L3, Phase::L4).fits(Phase::L3),
+            "skips a phase"
+        );
+        for status in [
+            ProposalStatus::Pending,
+            ProposalStatus::Approved,
+            ProposalStatus::Rejected,
+            ProposalStatus::Withdrawn,
+        ] {
+            assert_eq!(ProposalStatus::parse(status.as_str()), Some(status));
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::json!(status.as_str())
+            );
+        }
+        assert_eq!(ProposalStatus::parse("open"), None);
     }
 
     #[test]

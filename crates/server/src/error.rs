@@ -320,7 +320,8 @@ impl From<&kamachiq_governance::Error> for ApiError {
             E::RuleWindow { .. } => ("invalid_rule", Some("window")),
             E::InvalidWindow { .. } => ("invalid_window", None),
             E::UnknownPhase { .. } => ("invalid_phase", None),
-            E::InvalidItem { .. } | E::ChecklistSize { .. } => ("invalid_item", Some("items")),
+            E::InvalidItem { .. } => ("invalid_item", Some("items")),
+            E::ChecklistSize { .. } => ("invalid_checklist", Some("items")),
             E::NotNextPhase { .. } => {
                 return Self::Conflict {
                     code: "proposal_stale",

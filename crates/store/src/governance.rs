@@ -216,6 +216,8 @@ impl Store {
             return Ok(None);
         };
         self.append_audit(&mut tx, at.as_millis(), &[audit]).await?;
+        self.withdraw_stale_proposals(&mut tx, state.current_phase, audit, at)
+            .await?;
         tx.commit().await?;
         Ok(Some(version))
     }
@@ -265,25 +267,22 @@ impl Store {
             .bind(i64::from(expected))
             .fetch_optional(&mut **tx)
             .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        self.withdraw_stale_proposals(tx, tenant, state.current_phase, at)
-            .await?;
-        count(&row, "version").map(Some)
+        row.map(|r| count(&r, "version")).transpose()
     }
 
-    /// Withdraws the tenant's pending proposals that would move from another phase than
-    /// `phase` (the phase was reverted or rolled back under them), each audited as done by
-    /// `kamachiq`: otherwise one would wait forever, unapprovable, and keep the weekly cycle
-    /// from drafting the next.
-    async fn withdraw_stale_proposals(
+    /// Withdraws the tenant's pending proposals that no longer fit its `phase` (it was reverted,
+    /// rolled back or advanced under them), each audited after `cause`, the change that moved
+    /// the phase, and as done by its actor: otherwise one would wait forever, unapprovable,
+    /// and keep the weekly cycle from drafting the next. A draft that cannot be read is left
+    /// alone (and logged) rather than fail the change, which may be a breaker's revert.
+    pub(crate) async fn withdraw_stale_proposals(
         &self,
         tx: &mut Transaction<'static, Any>,
-        tenant: &TenantId,
         phase: Phase,
+        cause: &AuditEntry,
         at: Timestamp,
     ) -> Result<(), Error> {
+        let tenant = &cause.tenant;
         let pending = sqlx::query(self.sql.select_pending_drafts.sql())
             .bind(tenant.as_str())
             .fetch_all(&mut **tx)
@@ -291,25 +290,35 @@ impl Store {
         let mut audits = Vec::new();
         for row in &pending {
             let id = text(row, "id")?;
-            let draft: ProposalDraft = serde_json::from_str(&text(row, "draft")?)
-                .map_err(|e| Error::Corrupt(format!("draft of proposal {id}: {e}")))?;
-            if draft.from_phase == phase {
+            let draft: ProposalDraft = match decode_json(row, "draft", &format!("proposal {id}")) {
+                Ok(draft) => draft,
+                Err(e) => {
+                    tracing::error!(proposal = %id, error = %e, "a pending proposal cannot be read");
+                    continue;
+                }
+            };
+            if draft.fits(phase) {
                 continue;
             }
-            sqlx::query(self.sql.withdraw_proposal.sql())
+            let withdrawn = sqlx::query(self.sql.withdraw_proposal.sql())
                 .bind(id.as_str())
                 .bind(at.as_millis())
-                .execute(&mut **tx)
+                .fetch_optional(&mut **tx)
                 .await?;
+            if withdrawn.is_none() {
+                continue;
+            }
             audits.push(AuditEntry {
                 tenant: tenant.clone(),
-                actor: "kamachiq".to_owned(),
+                actor: cause.actor.clone(),
                 action: "proposal_withdrawn".to_owned(),
                 subject: id,
                 detail: json!({
                     "from": draft.from_phase, "to": draft.target_phase, "phase": phase,
+                    "cause": cause.action, "cause_subject": cause.subject,
                     "reason": format!(
-                        "the tenant's phase is now {phase}, not {}", draft.from_phase
+                        "the tenant's phase is now {phase}: the proposal moves from {} to {}",
+                        draft.from_phase, draft.target_phase
                     ),
                 }),
             });
@@ -484,6 +493,8 @@ impl Store {
             }),
         };
         self.append_audit(&mut tx, at.as_millis(), &[&audit])
+            .await?;
+        self.withdraw_stale_proposals(&mut tx, state.current_phase, &audit, at)
             .await?;
         let mut run_event = None;
         if let Some(run) = &event.run {

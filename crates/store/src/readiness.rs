@@ -211,6 +211,10 @@ impl Store {
             }
         }
         self.append_audit(&mut tx, at.as_millis(), audits).await?;
+        if let (Some((_, state)), Some(cause)) = (advance, audits.last()) {
+            self.withdraw_stale_proposals(&mut tx, state.current_phase, cause, at)
+                .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

@@ -587,7 +587,7 @@ statements! {
     select_pending_drafts = "SELECT id, draft FROM proposals WHERE tenant = $1 AND status = 'pending' ORDER BY id";
 
     withdraw_proposal = "UPDATE proposals SET status = 'withdrawn', updated_at = $2 \
-        WHERE id = $1 AND status = 'pending'";
+        WHERE id = $1 AND status = 'pending' RETURNING id";
 
     update_proposal = "UPDATE proposals SET approvals = $2, status = $3, updated_at = $4 \
         WHERE id = $1 AND status = 'pending' RETURNING id";

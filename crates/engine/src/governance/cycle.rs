@@ -56,6 +56,26 @@ fn before(t: Timestamp, d: Duration) -> Timestamp {
     )
 }
 
+/// What a checklist change did, for its audit record: the ids of items added, removed and
+/// changed (a condition loosened, a weight or the required flag moved), the points per category
+/// before and after, and both checklists whole, so that no edit goes unseen.
+fn checklist_change(before: &Checklist, after: &Checklist) -> serde_json::Value {
+    let find = |c: &Checklist, id: &str| c.items.iter().find(|i| i.id == id).cloned();
+    let ids = |c: &Checklist| c.items.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
+    let (was, now) = (ids(before), ids(after));
+    json!({
+        "added": now.iter().filter(|i| !was.contains(i)).collect::<Vec<_>>(),
+        "removed": was.iter().filter(|i| !now.contains(i)).collect::<Vec<_>>(),
+        "changed": now.iter()
+            .filter(|i| find(before, i).is_some_and(|old| Some(old) != find(after, i)))
+            .collect::<Vec<_>>(),
+        "points_before": before.max_points(),
+        "points_after": after.max_points(),
+        "before": before,
+        "after": after,
+    })
+}
+
 impl Engine {
     /// The numbers of the tenant's action outcomes in `(from, to]`, per action type and
     /// overall.
@@ -168,8 +188,7 @@ impl Engine {
 
     /// Replaces the tenant's readiness checklist (seed runbook: "review checklist items for
     /// relevance, adjust weights"), checked first: ids, weights, titles and every condition.
-    /// Attestations of items kept still count. Audited with the items added and removed and
-    /// the points per category before and after.
+    /// Attestations of items kept still count. Audited: see [`checklist_change`].
     pub async fn set_checklist(
         &self,
         tenant: &TenantId,
@@ -179,20 +198,12 @@ impl Engine {
         checklist.check()?;
         for _ in 0..ATTEMPTS {
             let governed = self.governed(tenant).await?;
-            let ids =
-                |c: &Checklist| -> Vec<String> { c.items.iter().map(|i| i.id.clone()).collect() };
-            let (before, after) = (ids(&governed.checklist), ids(checklist));
             let audit = AuditEntry {
                 tenant: tenant.clone(),
                 actor: by.to_owned(),
                 action: "checklist_changed".to_owned(),
                 subject: tenant.to_string(),
-                detail: json!({
-                    "added": after.iter().filter(|i| !before.contains(i)).collect::<Vec<_>>(),
-                    "removed": before.iter().filter(|i| !after.contains(i)).collect::<Vec<_>>(),
-                    "points_before": governed.checklist.max_points(),
-                    "points_after": checklist.max_points(),
-                }),
+                detail: checklist_change(&governed.checklist, checklist),
             };
             let now = self.now();
             if let Some(version) = self

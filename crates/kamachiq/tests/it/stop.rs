@@ -5,16 +5,12 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    PostgresSchema, Workspace, read_events_until, stderr, step_processes, wait_for_no_steps,
+    KillOnDrop, PostgresSchema, Workspace, read_events_until, stderr, step_processes,
+    wait_for_no_steps,
 };
 
-/// Ten deliverables whose step sleeps a minute the first time it runs, and passes at once the
+/// `n` deliverables whose step sleeps a minute the first time it runs, and passes at once the
 /// next time (a marker outside the worktree remembers).
-fn ten_sleepers(ws: &Workspace) -> String {
-    sleepers(ws, 10)
-}
-
-/// `n` deliverables like [`ten_sleepers`].
 fn sleepers(ws: &Workspace, n: usize) -> String {
     let mut plan = String::from("repo: ../service\ndeliverables:\n");
     let marks = ws.path().join("marks");
@@ -42,7 +38,7 @@ fn wait_for_steps(run: &str, n: usize) {
 #[test]
 fn the_emergency_stop_ends_ten_running_steps_and_keeps_their_state() {
     let ws = Workspace::new();
-    let plan = ten_sleepers(&ws);
+    let plan = sleepers(&ws, 10);
     let mut child = ws.spawn(&["run", &plan, "--concurrency", "10", "--json"]);
     let events = read_events_until(&mut child, |e| e["kind"] == "run_started");
     let run = events[0]["run_id"].as_str().unwrap().to_owned();
@@ -124,7 +120,7 @@ fn the_emergency_stop_ends_ten_running_steps_and_keeps_their_state() {
 #[test]
 fn the_stop_file_stops_a_running_run() {
     let ws = Workspace::new();
-    let plan = ten_sleepers(&ws);
+    let plan = sleepers(&ws, 10);
     let mut child = ws.spawn(&["run", &plan, "--concurrency", "10", "--json"]);
     let events = read_events_until(&mut child, |e| e["kind"] == "run_started");
     let run = events[0]["run_id"].as_str().unwrap().to_owned();
@@ -146,7 +142,7 @@ fn the_stop_file_stops_a_running_run() {
 #[test]
 fn a_paused_run_hands_its_work_back_and_resume_continues_it() {
     let ws = Workspace::new();
-    let plan = ten_sleepers(&ws);
+    let plan = sleepers(&ws, 10);
     let mut child = ws.spawn(&["run", &plan, "--concurrency", "10", "--json"]);
     let events = read_events_until(&mut child, |e| e["kind"] == "run_started");
     let run = events[0]["run_id"].as_str().unwrap().to_owned();
@@ -198,7 +194,8 @@ fn with_postgresql_the_stop_reaches_every_worker() {
             "--json",
         ]);
         let events = read_events_until(&mut child, |e| e["kind"] == "run_started");
-        runs.push((events[0]["run_id"].as_str().unwrap().to_owned(), child));
+        let run = events[0]["run_id"].as_str().unwrap().to_owned();
+        runs.push((run, KillOnDrop(child)));
     }
     for (run, _) in &runs {
         wait_for_steps(run, 5);
@@ -220,7 +217,7 @@ fn with_postgresql_the_stop_reaches_every_worker() {
     assert!(gone < Duration::from_secs(5), "took {gone:?}");
     for (run, child) in &mut runs {
         assert_eq!(
-            child.wait().unwrap().code(),
+            child.0.wait().unwrap().code(),
             Some(6),
             "run {run} ends with 6"
         );

@@ -205,8 +205,13 @@ impl PostgresSchema {
     pub fn create() -> Option<Self> {
         let base = std::env::var("KAMACHIQ_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        // Named like the store suite's schemas (`kq_t_<secs>_...`), which that suite drops
+        // once they are an hour old: a killed test leaves nothing behind for long.
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let schema = format!(
-            "kq_e2e_{}",
+            "kq_t_{secs}_{}",
             ulid::Ulid::generate().to_string().to_lowercase()
         );
         match postgres_execute(&base, &format!("CREATE SCHEMA {schema}")) {
@@ -216,8 +221,9 @@ impl PostgresSchema {
                 return None;
             }
             Err(why) => panic!(
-                "PostgreSQL test not run: no server at {base} ({why}). Start PostgreSQL, set \
-                 KAMACHIQ_TEST_DATABASE_URL, or set KAMACHIQ_SKIP_POSTGRES=1 to skip it knowingly."
+                "PostgreSQL test not run: no server at {} ({why}). Start PostgreSQL, set \
+                 KAMACHIQ_TEST_DATABASE_URL, or set KAMACHIQ_SKIP_POSTGRES=1 to skip it knowingly.",
+                kamachiq_store::redact_url(&base)
             ),
         }
         let sep = if base.contains('?') { '&' } else { '?' };
@@ -254,4 +260,17 @@ fn postgres_execute(url: &str, sql: &str) -> Result<(), String> {
         pool.close().await;
         done.map(drop).map_err(|e| e.to_string())
     })
+}
+
+/// A child process killed when the test ends, passed or not, so that a failed assertion
+/// leaves no `kamachiq` or step process running.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }

@@ -41,5 +41,5 @@ fn every_protected_operation_documents_its_errors() {
         }
     }
     // Every route of the router is in the document.
-    assert_eq!(operations, 61);
+    assert_eq!(operations, 63);
 }

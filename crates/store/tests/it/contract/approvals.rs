@@ -4,17 +4,17 @@
 use kamachiq_domain::{DeliverableState, EventKind, Role, TenantId};
 use kamachiq_governance::proposal::ProposalStatus;
 use kamachiq_governance::{
-    Attestation, Cause, Phase, ProposalApprovals, ProposalDraft, Recommendation,
+    Attestation, Cause, Effect, Phase, ProposalApprovals, ProposalDraft, Recommendation,
     RecommendationKind, WindowMetrics, assess, default_checklist,
 };
 use kamachiq_policy::{Action, Reason as PolicyReason, Risk, Verdict};
 use kamachiq_store::{
-    ApprovalStatus, AuditEntry, CycleReport, EventFilter, Evidence, NewApproval, NewProposal,
-    NewRequeue, Resolution, StepEvidence, Store, StoredReport, approval_scope,
+    ApprovalStatus, AuditEntry, CycleReport, EventFilter, Evidence, Governed, NewApproval,
+    NewProposal, NewRequeue, Resolution, StepEvidence, Store, StoredReport, approval_scope,
 };
 use serde_json::json;
 
-use super::governance::govern;
+use super::governance::{govern, trip_event};
 use super::*;
 
 fn tenant(name: &str) -> TenantId {
@@ -608,16 +608,12 @@ pub async fn reports_and_proposals_are_kept_and_decided_once(store: Store) {
     );
 }
 
-/// A pending proposal whose starting phase is no longer the tenant's (reverted under it) is
-/// withdrawn with the change, audited; one that still fits stays pending.
-pub async fn a_phase_change_withdraws_the_proposals_it_left_stale(store: Store) {
-    let a = tenant("tenant-a");
-    let governed = govern(&store, "tenant-a").await;
-    let mut report = StoredReport {
-        id: "grp-1".into(),
-        tenant: a.clone(),
+fn report_with(id: &str, proposal: &str, phase: Phase, governed: &Governed) -> StoredReport {
+    StoredReport {
+        id: id.into(),
+        tenant: governed.tenant.clone(),
         report: CycleReport {
-            phase: Phase::L3,
+            phase,
             from: t(0),
             to: t(1),
             metrics: WindowMetrics::default(),
@@ -632,97 +628,145 @@ pub async fn a_phase_change_withdraws_the_proposals_it_left_stale(store: Store) 
                 reasons: vec![],
             },
             circuit_breaker_events: vec![],
-            proposal_id: Some("prp-1".into()),
+            proposal_id: Some(proposal.into()),
         },
         requested_by: "ops.ines".into(),
         at: t(1),
-    };
-    let audit = AuditEntry {
+    }
+}
+
+/// A breaker that reverts a tenant at L3+ to L3 withdraws its pending L3+ -> L4 proposal in
+/// the same transaction, audited after the trip and by the breaker; the withdrawn proposal
+/// takes no decision. A rollback that keeps the phase withdraws nothing.
+pub async fn a_phase_change_withdraws_the_proposals_it_left_stale(store: Store) {
+    let a = tenant("tenant-a");
+    let mut governed = govern(&store, "tenant-a").await;
+    let mut at_l3_plus = governed.state.clone();
+    at_l3_plus.current_phase = Phase::L3Plus;
+    at_l3_plus.command_whitelist = vec![Action::Provision];
+    let cause = AuditEntry {
         tenant: a.clone(),
-        actor: "ops.ines".into(),
-        action: "governance_cycle".into(),
-        subject: "grp-1".into(),
+        actor: "lead.ana".into(),
+        action: "phase_advanced".into(),
+        subject: "tenant-a".into(),
         detail: json!({}),
     };
-    let fits = NewProposal {
-        id: "prp-1".into(),
-        draft: draft(),
-        approvals: ProposalApprovals::new(&draft(), "ops.ines"),
-    };
-    store
-        .save_report(&report, Some(&fits), &audit)
+    governed.version = store
+        .save_governance(&a, 1, &at_l3_plus, &governed.settings, &cause, t(1))
         .await
+        .unwrap()
         .unwrap();
-    // A proposal drafted from L3+, as if the tenant had been there when the cycle ran.
-    let from_l3_plus = ProposalDraft {
+    governed.state = at_l3_plus;
+    let to_l4 = ProposalDraft {
         from_phase: Phase::L3Plus,
         target_phase: Phase::L4,
         ..draft()
     };
-    report.id = "grp-2".into();
-    report.report.proposal_id = Some("prp-2".into());
-    let stale = NewProposal {
+    let proposal = NewProposal {
         id: "prp-2".into(),
-        approvals: ProposalApprovals::new(&from_l3_plus, "ops.ines"),
-        draft: from_l3_plus,
+        approvals: ProposalApprovals::new(&to_l4, "ops.ines"),
+        draft: to_l4,
+    };
+    let cycle = AuditEntry {
+        action: "governance_cycle".into(),
+        subject: "grp-2".into(),
+        ..cause.clone()
     };
     store
-        .save_report(&report, Some(&stale), &audit)
+        .save_report(
+            &report_with("grp-2", "prp-2", Phase::L3Plus, &governed),
+            Some(&proposal),
+            &cycle,
+        )
         .await
         .unwrap();
 
-    // A change that keeps the tenant at L3 (a rollback to where it is) withdraws what no
-    // longer fits, and only that.
-    let change = AuditEntry {
+    // A change that keeps the phase (restarting L3+) leaves the proposal pending.
+    let restart = AuditEntry {
         action: "phase_rolled_back".into(),
-        subject: "tenant-a".into(),
-        ..audit.clone()
+        ..cause.clone()
     };
-    store
+    governed.version = store
         .save_governance(
             &a,
             governed.version,
             &governed.state,
             &governed.settings,
-            &change,
-            t(5),
+            &restart,
+            t(2),
         )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.proposal("prp-2").await.unwrap().unwrap().status,
+        ProposalStatus::Pending
+    );
+
+    let mut reverted = governed.state.clone();
+    reverted.revert_to_l3(t(3));
+    let event = trip_event(
+        "bke-1",
+        None,
+        Effect::RevertToL3 {
+            from: Phase::L3Plus,
+            cleared: vec![Action::Provision],
+        },
+        3,
+    );
+    store
+        .trip_breaker(&governed, &reverted, &event)
         .await
         .unwrap()
         .unwrap();
     let withdrawn = store.proposal("prp-2").await.unwrap().unwrap();
     assert_eq!(
         (withdrawn.status, withdrawn.updated_at),
-        (ProposalStatus::Withdrawn, t(5))
+        (ProposalStatus::Withdrawn, t(3))
     );
-    assert_eq!(
-        store.proposal("prp-1").await.unwrap().unwrap().status,
-        ProposalStatus::Pending
-    );
-    let pending: Vec<String> = store
-        .proposals(&a, true, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.id)
-        .collect();
-    assert_eq!(pending, ["prp-1"]);
+    assert!(store.proposals(&a, true, 10).await.unwrap().is_empty());
     let trail = store.audit_records(Some(&a), 0, 100).await.unwrap();
-    let withdrawal = trail
+    let tail: Vec<(&str, &str, &str)> = trail
         .iter()
-        .find(|r| r.action == "proposal_withdrawn")
-        .expect("the withdrawal is audited");
+        .rev()
+        .take(2)
+        .rev()
+        .map(|r| (r.action.as_str(), r.actor.as_str(), r.subject.as_str()))
+        .collect();
     assert_eq!(
-        (withdrawal.actor.as_str(), withdrawal.subject.as_str()),
-        ("kamachiq", "prp-2")
+        tail,
+        [
+            ("breaker_tripped", "breaker:High Error Rate", "bke-1"),
+            ("proposal_withdrawn", "breaker:High Error Rate", "prp-2"),
+        ],
+        "the cause first, then what it withdrew"
     );
-    assert_eq!(withdrawal.detail["phase"], "L3");
+    let withdrawal = &trail[trail.len() - 1];
     assert_eq!(
-        trail
-            .iter()
-            .filter(|r| r.action == "proposal_withdrawn")
-            .count(),
-        1
+        (
+            &withdrawal.detail["phase"],
+            &withdrawal.detail["cause"],
+            &withdrawal.detail["from"]
+        ),
+        (&json!("L3"), &json!("breaker_tripped"), &json!("L3+"))
+    );
+
+    // A withdrawn proposal takes no decision.
+    let mut approved = withdrawn.clone();
+    approved.status = ProposalStatus::Approved;
+    let decision = AuditEntry {
+        action: "proposal_approved".into(),
+        ..cause.clone()
+    };
+    assert!(
+        !store
+            .decide_proposal(&approved, None, &[&decision], t(4))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.proposal("prp-2").await.unwrap().unwrap().status,
+        ProposalStatus::Withdrawn
     );
 }
 

@@ -502,7 +502,7 @@ pub async fn rules_are_added_replaced_and_deleted_each_moving_the_version(store:
     );
 }
 
-fn trip_event(id: &str, run: Option<&RunId>, effect: Effect, at: i64) -> BreakerEvent {
+pub(super) fn trip_event(id: &str, run: Option<&RunId>, effect: Effect, at: i64) -> BreakerEvent {
     BreakerEvent {
         id: id.into(),
         tenant: tenant("tenant-a"),
