@@ -502,40 +502,33 @@ fn the_checklist_is_edited_as_json_on_the_local_store() {
     items[0]["weight"] = json!(10);
     let kept = items.len();
 
-    let mut bad = edited.clone();
-    bad["items"][0]["category"] = json!("financial");
-    let file = ws.write("bad.json", &bad.to_string());
-    let out = ws.run(&[
-        "readiness",
-        "checklist",
-        "--tenant",
-        "team-a",
-        "--set",
-        file.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("bad.json") && stderr(&out).contains("financial"),
-        "{}",
+    // `readiness checklist --set` with `edited` spoiled by `spoil`: exit 2, and stderr.
+    let refused = |name: &str, spoil: &dyn Fn(&mut Value)| {
+        let mut bad = edited.clone();
+        spoil(&mut bad);
+        let file = ws.write(name, &bad.to_string());
+        let out = ws.run(&[
+            "readiness",
+            "checklist",
+            "--tenant",
+            "team-a",
+            "--set",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         stderr(&out)
-    );
-    let mut bad = edited.clone();
-    bad["items"][1]["id"] = bad["items"][0]["id"].clone();
-    let file = ws.write("duplicate.json", &bad.to_string());
-    let out = ws.run(&[
-        "readiness",
-        "checklist",
-        "--tenant",
-        "team-a",
-        "--set",
-        file.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    };
+    let why = refused("bad.json", &|c| {
+        c["items"][0]["category"] = json!("financial")
+    });
     assert!(
-        stderr(&out).contains("the id is used by another item"),
-        "{}",
-        stderr(&out)
+        why.contains("bad.json") && why.contains("financial"),
+        "{why}"
     );
+    let why = refused("duplicate.json", &|c| {
+        c["items"][1]["id"] = c["items"][0]["id"].clone();
+    });
+    assert!(why.contains("the id is used by another item"), "{why}");
     assert_eq!(
         ws.json(&["readiness", "checklist", "--tenant", "team-a", "--json"]),
         checklist,

@@ -503,27 +503,7 @@ fn draft() -> ProposalDraft {
 pub async fn reports_and_proposals_are_kept_and_decided_once(store: Store) {
     let a = tenant("tenant-a");
     let governed = govern(&store, "tenant-a").await;
-    let checklist = default_checklist();
-    let facts = kamachiq_governance::ReadinessFacts::new(&governed.state, t(1));
-    let report = StoredReport {
-        id: "grp-1".into(),
-        tenant: a.clone(),
-        report: CycleReport {
-            phase: Phase::L3,
-            from: t(0),
-            to: t(1),
-            metrics: WindowMetrics::default(),
-            readiness: assess(&checklist, &facts, &[], t(1)),
-            recommendation: Recommendation {
-                kind: RecommendationKind::Expand,
-                reasons: vec!["ready".into()],
-            },
-            circuit_breaker_events: vec![],
-            proposal_id: Some("prp-1".into()),
-        },
-        requested_by: "ops.ines".into(),
-        at: t(1),
-    };
+    let report = report_with("grp-1", "prp-1", Phase::L3, &governed);
     let proposal = NewProposal {
         id: "prp-1".into(),
         draft: draft(),
