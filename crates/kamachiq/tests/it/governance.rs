@@ -519,7 +519,7 @@ fn the_checklist_is_edited_as_json_on_the_local_store() {
         stderr(&out)
     };
     let why = refused("bad.json", &|c| {
-        c["items"][0]["category"] = json!("financial")
+        c["items"][0]["category"] = json!("financial");
     });
     assert!(
         why.contains("bad.json") && why.contains("financial"),
