@@ -46,7 +46,31 @@ impl std::fmt::Display for InvalidInput {
 
 impl std::error::Error for InvalidInput {}
 
+/// How many malloc arenas glibc may keep, unless `MALLOC_ARENA_MAX` says otherwise.
+const MALLOC_ARENAS: i32 = 2;
+
+/// glibc gives threads that allocate at once arenas of their own, up to eight per core, and
+/// keeps what is freed in each for later. kamachiq allocates a decision on an engine thread and
+/// frees it on the writer's, so every arena grows to its own peak: at 10,000 deliverables the
+/// process held 118 MiB for a heap that never exceeded 25 MiB. Two arenas hold 95 MiB for the
+/// same run, no slower (README, "Speed"). `MALLOC_ARENA_MAX` in the environment still wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt sets one allocator parameter; it is called before any other thread
+        // exists and touches no memory of ours.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     // The sandbox replaces this process with the program it confines: no runtime, no
     // configuration, nothing else.
