@@ -272,11 +272,17 @@ struct Changed {
     at: Timestamp,
     before: Verdict,
     after: DecisionView,
+    /// The tenant's settings (budgets, regions, personas, threshold) changed since the
+    /// decision: it is replayed under today's, so part of the change may be theirs, not the
+    /// candidate policy's.
+    settings_changed: bool,
 }
 
 #[derive(Debug, Serialize)]
 struct ReplayReport {
     replayed: u64,
+    /// Replayed decisions made under tenant settings other than today's.
+    under_other_settings: u64,
     changed: Vec<Changed>,
 }
 
@@ -301,6 +307,7 @@ async fn replay(
     let started = std::time::Instant::now();
     let mut report = ReplayReport {
         replayed: 0,
+        under_other_settings: 0,
         changed: Vec::new(),
     };
     let mut settings = BTreeMap::new();
@@ -317,14 +324,7 @@ async fn replay(
         let Some(last) = page.last() else { break };
         after = Some(last.id.clone());
         report.replayed += page.len() as u64;
-        replay_page(
-            &store,
-            &candidate,
-            &page,
-            &mut settings,
-            &mut report.changed,
-        )
-        .await?;
+        replay_page(&store, &candidate, &page, &mut settings, &mut report).await?;
     }
     if json {
         output::json_pretty(&report);
@@ -334,13 +334,14 @@ async fn replay(
     Ok(exit::OK)
 }
 
-/// Replays one page of decisions, each under its tenant's settings in force now.
+/// Replays one page of decisions, each under its tenant's settings in force now (counting
+/// those decided under others).
 async fn replay_page(
     store: &Store,
     candidate: &PolicySet,
     page: &[DecisionRecord],
     settings: &mut BTreeMap<TenantId, kamachiq_domain::Tenant>,
-    changed: &mut Vec<Changed>,
+    report: &mut ReplayReport,
 ) -> anyhow::Result<()> {
     let mut by_tenant: BTreeMap<TenantId, Vec<&DecisionRecord>> = BTreeMap::new();
     for record in page {
@@ -365,13 +366,16 @@ async fn replay_page(
                 verdict: r.decision.verdict,
             })
             .collect();
+        let other_settings =
+            |r: &DecisionRecord| r.decision.tenant_version != tenant_settings.version;
+        report.under_other_settings += records.iter().filter(|r| other_settings(r)).count() as u64;
         let by_id: BTreeMap<&str, &&DecisionRecord> =
             records.iter().map(|r| (r.id.as_str(), r)).collect();
         for change in kamachiq_policy::replay(&recorded, tenant_settings, Some(candidate)) {
             let Some(record) = by_id.get(change.id.as_str()) else {
                 continue;
             };
-            changed.push(Changed {
+            report.changed.push(Changed {
                 decision_id: change.id.clone(),
                 tenant: tenant.to_string(),
                 run: record.run.as_ref().map(ToString::to_string),
@@ -380,6 +384,7 @@ async fn replay_page(
                 at: record.at,
                 before: change.before,
                 after: DecisionView::from(&change.after),
+                settings_changed: other_settings(record),
             });
         }
     }
@@ -402,6 +407,13 @@ fn print_replay(report: &ReplayReport, took: Duration) {
     for ((before, after), n) in &shifts {
         output::line(format!("  {before} -> {after}: {n}"));
     }
+    if report.under_other_settings > 0 {
+        output::line(format!(
+            "  {} decisions were made under tenant settings since changed, and replayed under \
+             today's: a change marked * may be the settings', not the policy's",
+            report.under_other_settings
+        ));
+    }
     if report.changed.is_empty() {
         return;
     }
@@ -417,7 +429,11 @@ fn print_replay(report: &ReplayReport, took: Duration) {
     for c in &report.changed {
         let why: Vec<String> = c.after.reasons.iter().map(|r| r.code.clone()).collect();
         table.add_row(vec![
-            c.decision_id.clone(),
+            if c.settings_changed {
+                format!("{}*", c.decision_id)
+            } else {
+                c.decision_id.clone()
+            },
             c.run.as_deref().unwrap_or("-").chars().take(10).collect(),
             c.deliverable.clone().unwrap_or_default(),
             c.action.clone(),

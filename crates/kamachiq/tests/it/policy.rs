@@ -239,6 +239,32 @@ fn policies_are_tested_loaded_and_replayed_against_past_decisions() {
         && c["before"] == "allow"
         && c["after"]["decision"] == "require_approval"));
     assert!(report["replayed"].as_u64().unwrap() >= 7, "{report:#}");
+    assert_eq!(report["under_other_settings"], 0, "{report:#}");
+    assert!(changed.iter().all(|c| c["settings_changed"] == false));
+
+    // Once the tenant's settings change, the same replay says which decisions were made under
+    // others, and marks them.
+    let out = ws.run(&["tenant", "create", "tenant-a", "--region", "eu-west-1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let again = ws.json(&["policy", "replay", "--policy", &candidate, "--json"]);
+    assert_eq!(
+        again["under_other_settings"], again["replayed"],
+        "{again:#}"
+    );
+    assert!(
+        again["changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["settings_changed"] == true),
+        "{again:#}"
+    );
+    let out = ws.run(&["policy", "replay", "--policy", &candidate]);
+    assert!(
+        stdout(&out).contains("made under tenant settings since changed"),
+        "{}",
+        stdout(&out)
+    );
     let none = ws.json(&[
         "policy", "replay", "--policy", &candidate, "--since", "1h", "--tenant", "tenant-b",
         "--json",
