@@ -176,6 +176,10 @@ impl Vars for WindowMetrics {
             _ => return None,
         })
     }
+
+    fn sample() -> Self {
+        Self::default()
+    }
 }
 
 /// The variables a rule condition may read, the [`WindowMetrics`] fields by their JSON names.

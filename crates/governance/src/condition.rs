@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use cel::common::types::{CelBool, CelDouble, CelInt};
 use cel::common::value::CowVal;
 use cel::context::VariableResolver;
-use cel::{Context, Env, Program, Value};
+use cel::{Context, Env, ExecutionError, Program, Value};
 
 use crate::{Error, Owner};
 
@@ -46,6 +46,11 @@ pub(crate) trait Vars: Sync {
 
     /// The value of `name`; `None` for a name not in [`Vars::NAMES`].
     fn var(&self, name: &str) -> Option<Var>;
+
+    /// A value to try a condition on when it is compiled: every number 0, every flag false.
+    fn sample() -> Self
+    where
+        Self: Sized;
 }
 
 struct Resolver<'a, V>(&'a V);
@@ -89,7 +94,34 @@ pub(crate) fn compile<V: Vars>(owner: &Owner, source: &str) -> Result<Program, E
             known: V::NAMES.to_vec(),
         });
     }
+    try_on_sample::<V>(owner, source, &program)?;
     Ok(program)
+}
+
+/// Runs `program` once on [`Vars::sample`], so that a condition that gives something else than a
+/// bool, or calls what does not exist or does not fit its values' types, is refused when it is
+/// written rather than failing at every evaluation. Errors that depend on the values (a
+/// division by zero) are not refused, and a part the trial short-circuits past is not judged.
+fn try_on_sample<V: Vars>(owner: &Owner, source: &str, program: &Program) -> Result<(), Error> {
+    let sample = V::sample();
+    match holds(owner, source, program, &sample) {
+        Ok(_) => Ok(()),
+        Err(e @ Error::ConditionNotBool { .. }) => Err(e),
+        Err(e) => {
+            let resolver = Resolver(&sample);
+            let mut context = Context::with_env(Arc::clone(env()));
+            context.set_variable_resolver(&resolver);
+            match program.execute(&context) {
+                Err(
+                    ExecutionError::DivisionByZero(_)
+                    | ExecutionError::RemainderByZero(_)
+                    | ExecutionError::Overflow(..)
+                    | ExecutionError::IndexOutOfBounds(_),
+                ) => Ok(()),
+                _ => Err(e),
+            }
+        }
+    }
 }
 
 /// Evaluates `program` over `vars`; anything but a bool is an error.
@@ -140,6 +172,14 @@ mod tests {
 
     impl Vars for Sample {
         const NAMES: &'static [&'static str] = &["count", "rate", "on"];
+
+        fn sample() -> Self {
+            Sample {
+                count: 0,
+                rate: 0.0,
+                on: false,
+            }
+        }
 
         fn var(&self, name: &str) -> Option<Var> {
             Some(match name {
@@ -216,15 +256,36 @@ mod tests {
     }
 
     #[test]
-    fn a_value_that_is_not_a_bool_is_an_error() {
+    fn a_value_that_is_not_a_bool_is_refused_when_compiled() {
         assert_eq!(
             eval("count + 1"),
             Err(Error::ConditionNotBool {
                 owner: owner(),
                 condition: "count + 1".into(),
-                got: "Int(4)".into()
-            })
+                got: "Int(1)".into()
+            }),
+            "tried on the sample, where count is 0"
         );
+        assert!(matches!(
+            compile::<Sample>(&owner(), "rate"),
+            Err(Error::ConditionNotBool { .. })
+        ));
+        assert!(matches!(
+            compile::<Sample>(&owner(), "rate > \"high\""),
+            Err(Error::ConditionFailed { .. })
+        ));
+    }
+
+    #[test]
+    fn what_only_some_values_break_is_left_to_evaluation() {
+        // 1 / count fails only where count is 0, as in the sample: compiled, and judged when run.
+        let program = compile::<Sample>(&owner(), "1 / count >= 0").unwrap();
+        assert_eq!(
+            holds(&owner(), "1 / count >= 0", &program, &SAMPLE),
+            Ok(true)
+        );
+        // The trial does not look past what short-circuits.
+        assert!(compile::<Sample>(&owner(), "on && rate").is_ok());
     }
 
     #[test]

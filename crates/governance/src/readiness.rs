@@ -291,6 +291,11 @@ impl Vars for ReadinessFacts {
             _ => return None,
         })
     }
+
+    fn sample() -> Self {
+        let start = Timestamp::from_millis(0);
+        Self::new(&GovernanceState::initial(start), start)
+    }
 }
 
 /// The variables a readiness condition may read.

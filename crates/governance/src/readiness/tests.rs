@@ -350,14 +350,23 @@ fn a_broken_condition_fails_its_item_with_the_error_as_evidence() {
             weight: 2,
             required: true,
             check: Check::Metric {
-                condition: "actionsTotal".into(),
+                condition: "actionsTotal > 0 ? actionsTotal : false".into(),
             },
         }],
     };
     assert_eq!(
         checklist.check(),
         Ok(()),
-        "it parses and reads a known variable"
+        "it parses, reads a known variable, and gives a bool on the sample facts"
+    );
+    let mut plain = checklist.clone();
+    plain.items[0].check = Check::Metric {
+        condition: "actionsTotal".into(),
+    };
+    assert_eq!(
+        plain.check().unwrap_err().to_string(),
+        "readiness item `x`: condition `actionsTotal` gave Int(0), not a bool",
+        "refused when written"
     );
     let now = at(DAY);
     let a = assess(&checklist, &good_facts(now), &[], now);
@@ -367,7 +376,8 @@ fn a_broken_condition_fails_its_item_with_the_error_as_evidence() {
     );
     assert_eq!(
         a.items[0].evidence,
-        "readiness item `x`: condition `actionsTotal` gave Int(1000), not a bool"
+        "readiness item `x`: condition `actionsTotal > 0 ? actionsTotal : false` gave Int(1000), \
+         not a bool"
     );
     assert_eq!(a.categories.len(), 1, "only categories with items");
     assert_eq!(a.categories[0].name, Category::Process);
