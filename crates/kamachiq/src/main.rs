@@ -52,8 +52,8 @@ const MALLOC_ARENAS: i32 = 2;
 /// glibc gives threads that allocate at once arenas of their own, up to eight per core, and
 /// keeps what is freed in each for later. kamachiq allocates a decision on an engine thread and
 /// frees it on the writer's, so every arena grows to its own peak: at 10,000 deliverables the
-/// process held 118 MiB for a heap that never exceeded 25 MiB. Two arenas hold 95 MiB for the
-/// same run, no slower (README, "Speed"). `MALLOC_ARENA_MAX` in the environment still wins.
+/// process held 123 MiB for a heap that never exceeded 25 MiB. Two arenas hold 94 MiB for the
+/// same run, within 5% of its time (README, "Speed"). `MALLOC_ARENA_MAX` in the environment wins.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn limit_malloc_arenas() {
