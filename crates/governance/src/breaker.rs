@@ -102,9 +102,10 @@ fn enabled() -> bool {
 impl Rule {
     /// Checks the rule as a whole: a name that is not empty nor longer than [`MAX_NAME`]
     /// characters; a window of whole seconds between [`MIN_WINDOW`] and [`MAX_WINDOW`]; a
-    /// condition that parses, reads only metric variables, and gives a bool over an empty
-    /// window (which catches unknown functions and type mismatches before the rule is stored,
-    /// not when it should have tripped).
+    /// condition that parses, reads only metric variables, and gives a bool when tried with
+    /// every number 0 or with every number 1 (which catches unknown functions and type
+    /// mismatches before the rule is stored, not when it should have tripped; see
+    /// `condition::check`).
     pub fn check(&self) -> Result<(), Error> {
         let name_error = |why| Error::RuleName {
             name: self.name.clone(),
@@ -130,9 +131,7 @@ impl Rule {
         if self.window.subsec_nanos() != 0 {
             return Err(window_error("is not a whole number of seconds"));
         }
-        let owner = self.owner();
-        let program = condition::compile::<WindowMetrics>(&owner, &self.condition)?;
-        condition::holds(&owner, &self.condition, &program, &WindowMetrics::default())?;
+        condition::check::<WindowMetrics>(&self.owner(), &self.condition)?;
         Ok(())
     }
 

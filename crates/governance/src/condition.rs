@@ -47,22 +47,65 @@ pub(crate) trait Vars: Sync {
     /// The value of `name`; `None` for a name not in [`Vars::NAMES`].
     fn var(&self, name: &str) -> Option<Var>;
 
-    /// A value to try a condition on when it is compiled: every number 0, every flag false.
+    /// Any value: what [`check`] reads of it is the type of each variable.
     fn sample() -> Self
     where
         Self: Sized;
+}
+
+fn cel_value<'b>(var: Var) -> CowVal<'b, 'b> {
+    match var {
+        Var::Int(n) => CowVal::owned(CelInt::from(n)),
+        Var::Double(x) => CowVal::owned(CelDouble::from(x)),
+        Var::Bool(b) => CowVal::owned(CelBool::from(b)),
+    }
 }
 
 struct Resolver<'a, V>(&'a V);
 
 impl<V: Vars> VariableResolver for Resolver<'_, V> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
-        Some(match self.0.var(variable)? {
-            Var::Int(n) => CowVal::owned(CelInt::from(n)),
-            Var::Double(x) => CowVal::owned(CelDouble::from(x)),
-            Var::Bool(b) => CowVal::owned(CelBool::from(b)),
-        })
+        self.0.var(variable).map(cel_value)
     }
+}
+
+/// Every variable of a [`Vars`] set to one number `n`, in its own type (a flag: `n != 0`): the
+/// values [`check`] tries a condition on.
+struct Filled(Vec<(&'static str, Var)>);
+
+impl Filled {
+    fn new<V: Vars>(n: u8) -> Self {
+        let typed = V::sample();
+        Self(
+            V::NAMES
+                .iter()
+                .filter_map(|name| {
+                    let var = match typed.var(name)? {
+                        Var::Int(_) => Var::Int(i64::from(n)),
+                        Var::Double(_) => Var::Double(f64::from(n)),
+                        Var::Bool(_) => Var::Bool(n != 0),
+                    };
+                    Some((*name, var))
+                })
+                .collect(),
+        )
+    }
+}
+
+impl VariableResolver for Filled {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        self.0
+            .iter()
+            .find(|(name, _)| *name == variable)
+            .map(|(_, var)| cel_value(*var))
+    }
+}
+
+/// Runs `program` with the variables `resolver` gives.
+fn run(program: &Program, resolver: &dyn VariableResolver) -> Result<Value, ExecutionError> {
+    let mut context = Context::with_env(Arc::clone(env()));
+    context.set_variable_resolver(resolver);
+    program.execute(&context)
 }
 
 /// The standard CEL environment, built on first use.
@@ -94,47 +137,31 @@ pub(crate) fn compile<V: Vars>(owner: &Owner, source: &str) -> Result<Program, E
             known: V::NAMES.to_vec(),
         });
     }
-    try_on_sample::<V>(owner, source, &program)?;
     Ok(program)
 }
 
-/// Runs `program` once on [`Vars::sample`], so that a condition that gives something else than a
-/// bool, or calls what does not exist or does not fit its values' types, is refused when it is
-/// written rather than failing at every evaluation. Errors that depend on the values (a
-/// division by zero) are not refused, and a part the trial short-circuits past is not judged.
-fn try_on_sample<V: Vars>(owner: &Owner, source: &str, program: &Program) -> Result<(), Error> {
-    let sample = V::sample();
-    match holds(owner, source, program, &sample) {
-        Ok(_) => Ok(()),
-        Err(e @ Error::ConditionNotBool { .. }) => Err(e),
-        Err(e) => {
-            let resolver = Resolver(&sample);
-            let mut context = Context::with_env(Arc::clone(env()));
-            context.set_variable_resolver(&resolver);
-            match program.execute(&context) {
-                Err(
-                    ExecutionError::DivisionByZero(_)
-                    | ExecutionError::RemainderByZero(_)
-                    | ExecutionError::Overflow(..)
-                    | ExecutionError::IndexOutOfBounds(_),
-                ) => Ok(()),
-                _ => Err(e),
-            }
-        }
+/// Compiles `source` as [`compile`] does, then tries it with every number 0 (flags false) and
+/// with every number 1 (flags true): a condition that gives a bool in neither trial (something
+/// else than a bool, a function that does not exist, a type that does not fit) is refused now,
+/// with the first trial's error, rather than failing at every evaluation. One that fails only
+/// for some values (a division by zero, a NaN compared) passes, and so does a part that both
+/// trials short-circuit past: evaluation judges those.
+pub(crate) fn check<V: Vars>(owner: &Owner, source: &str) -> Result<Program, Error> {
+    let program = compile::<V>(owner, source)?;
+    let tried = |n| outcome(owner, source, run(&program, &Filled::new::<V>(n)));
+    match tried(0) {
+        Err(e) if tried(1).is_err() => Err(e),
+        _ => Ok(program),
     }
 }
 
-/// Evaluates `program` over `vars`; anything but a bool is an error.
-pub(crate) fn holds<V: Vars>(
+/// A run's result as a bool, or the error that names what went wrong.
+fn outcome(
     owner: &Owner,
     source: &str,
-    program: &Program,
-    vars: &V,
+    result: Result<Value, ExecutionError>,
 ) -> Result<bool, Error> {
-    let resolver = Resolver(vars);
-    let mut context = Context::with_env(Arc::clone(env()));
-    context.set_variable_resolver(&resolver);
-    match program.execute(&context) {
+    match result {
         Ok(Value::Bool(b)) => Ok(b),
         Ok(other) => Err(Error::ConditionNotBool {
             owner: owner.clone(),
@@ -147,6 +174,16 @@ pub(crate) fn holds<V: Vars>(
             message: e.to_string(),
         }),
     }
+}
+
+/// Evaluates `program` over `vars`; anything but a bool is an error.
+pub(crate) fn holds<V: Vars>(
+    owner: &Owner,
+    source: &str,
+    program: &Program,
+    vars: &V,
+) -> Result<bool, Error> {
+    outcome(owner, source, run(program, &Resolver(vars)))
 }
 
 /// The values of the variables `program` reads, in [`Vars::NAMES`] order: `errorRate = 0.2`.
@@ -256,36 +293,63 @@ mod tests {
     }
 
     #[test]
-    fn a_value_that_is_not_a_bool_is_refused_when_compiled() {
+    fn a_value_that_is_not_a_bool_is_an_error() {
         assert_eq!(
             eval("count + 1"),
             Err(Error::ConditionNotBool {
                 owner: owner(),
                 condition: "count + 1".into(),
+                got: "Int(4)".into()
+            })
+        );
+    }
+
+    #[test]
+    fn check_refuses_what_gives_no_bool_in_either_trial() {
+        assert_eq!(
+            check::<Sample>(&owner(), "count + 1").map(drop),
+            Err(Error::ConditionNotBool {
+                owner: owner(),
+                condition: "count + 1".into(),
                 got: "Int(1)".into()
             }),
-            "tried on the sample, where count is 0"
+            "the first trial's error: every number 0"
         );
         assert!(matches!(
-            compile::<Sample>(&owner(), "rate"),
+            check::<Sample>(&owner(), "rate"),
             Err(Error::ConditionNotBool { .. })
         ));
         assert!(matches!(
-            compile::<Sample>(&owner(), "rate > \"high\""),
+            check::<Sample>(&owner(), "rate > \"high\""),
             Err(Error::ConditionFailed { .. })
+        ));
+        assert!(matches!(
+            check::<Sample>(&owner(), "nope(count)"),
+            Err(Error::ConditionFailed { .. })
+        ));
+        assert!(matches!(
+            check::<Sample>(&owner(), "count >"),
+            Err(Error::ConditionSyntax { .. })
         ));
     }
 
     #[test]
-    fn what_only_some_values_break_is_left_to_evaluation() {
-        // 1 / count fails only where count is 0, as in the sample: compiled, and judged when run.
-        let program = compile::<Sample>(&owner(), "1 / count >= 0").unwrap();
+    fn check_leaves_what_only_some_values_break_to_evaluation() {
+        for fine in [
+            "count >= 3 && rate < 0.5",
+            // Division by zero, and a NaN compared, where every number is 0; fine at 1.
+            "1 / count >= 0",
+            "rate / rate > 0.5",
+            // Short-circuited past in both trials.
+            "!on || on || rate",
+        ] {
+            assert!(check::<Sample>(&owner(), fine).is_ok(), "{fine}");
+        }
+        let program = check::<Sample>(&owner(), "1 / count >= 0").unwrap();
         assert_eq!(
             holds(&owner(), "1 / count >= 0", &program, &SAMPLE),
             Ok(true)
         );
-        // The trial does not look past what short-circuits.
-        assert!(compile::<Sample>(&owner(), "on && rate").is_ok());
     }
 
     #[test]

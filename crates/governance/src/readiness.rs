@@ -136,7 +136,7 @@ impl Checklist {
                 return Err(invalid("the weight must be between 1 and 1000"));
             }
             if let Check::Metric { condition } = &item.check {
-                condition::compile::<ReadinessFacts>(&Owner::Item(item.id.clone()), condition)?;
+                condition::check::<ReadinessFacts>(&Owner::Item(item.id.clone()), condition)?;
             }
         }
         Ok(())

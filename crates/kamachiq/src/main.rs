@@ -53,11 +53,15 @@ const MALLOC_ARENAS: i32 = 2;
 /// keeps what is freed in each for later. kamachiq allocates a decision on an engine thread and
 /// frees it on the writer's, so every arena grows to its own peak: at 10,000 deliverables the
 /// process held 123 MiB for a heap that never exceeded 25 MiB. Two arenas hold 94 MiB for the
-/// same run, within 5% of its time (README, "Speed"). `MALLOC_ARENA_MAX` in the environment wins.
+/// same run, about 5% slower in the median (README, "Speed"). An arena limit set the glibc way
+/// (`MALLOC_ARENA_MAX`, or `arena_max` in `GLIBC_TUNABLES`) wins: these are glibc's own
+/// variables, read here only to leave them in charge, not kamachiq configuration.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+    let tuned = std::env::var_os("MALLOC_ARENA_MAX").is_some()
+        || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
+    if !tuned {
         // SAFETY: mallopt sets one allocator parameter; it is called before any other thread
         // exists and touches no memory of ours.
         unsafe {

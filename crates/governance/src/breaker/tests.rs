@@ -425,17 +425,18 @@ fn a_rule_with_an_action_type_reads_only_that_type() {
 #[test]
 fn a_condition_that_is_not_a_bool_is_an_error_not_a_trip() {
     let recent = recent([record(Action::RunStep, Outcome::Failed, MIN)]);
-    // Refused when compiled: tried on empty metrics, it gives 0.
+    // A rule stored before it was checked (or never checked) is judged when it runs.
     let r = rule("failed", BreakerAction::RevertToL3);
     assert_eq!(
         Breakers::new().evaluate(&r, &recent, at(2 * MIN)),
         Err(Error::ConditionNotBool {
             owner: Owner::Rule("r".into()),
             condition: "failed".into(),
-            got: "Int(0)".into()
+            got: "Int(1)".into()
         })
     );
-    // What the trial short-circuits past is found when the numbers reach it.
+    assert!(r.check().is_err(), "and refused when checked");
+    // What both trials pass is found when the numbers reach it.
     let r = rule("total > 0 ? failed : false", BreakerAction::RevertToL3);
     assert_eq!(
         Breakers::new().evaluate(&r, &recent, at(2 * MIN)),

@@ -409,9 +409,12 @@ fn print_replay(report: &ReplayReport, took: Duration) {
     }
     if report.under_other_settings > 0 {
         output::line(format!(
-            "  {} decisions were made under tenant settings since changed, and replayed under \
-             today's: a change marked * may be the settings', not the policy's",
-            report.under_other_settings
+            "  {} made under tenant settings since changed, and replayed under today's: a \
+             change marked * may be the settings', not the policy's",
+            match report.under_other_settings {
+                1 => "1 decision was".to_owned(),
+                n => format!("{n} decisions were"),
+            }
         ));
     }
     if report.changed.is_empty() {

@@ -251,6 +251,7 @@ fn policies_are_tested_loaded_and_replayed_against_past_decisions() {
         again["under_other_settings"], again["replayed"],
         "{again:#}"
     );
+    assert_eq!(again["changed"].as_array().unwrap().len(), 2, "{again:#}");
     assert!(
         again["changed"]
             .as_array()
@@ -262,6 +263,12 @@ fn policies_are_tested_loaded_and_replayed_against_past_decisions() {
     let out = ws.run(&["policy", "replay", "--policy", &candidate]);
     assert!(
         stdout(&out).contains("made under tenant settings since changed"),
+        "{}",
+        stdout(&out)
+    );
+    let marked = again["changed"][0]["decision_id"].as_str().unwrap();
+    assert!(
+        stdout(&out).contains(&format!("{marked}*")),
         "{}",
         stdout(&out)
     );
