@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use kamachiq_domain::{Role, TenantId};
+use kamachiq_domain::{Role, TenantId, Timestamp};
 use kamachiq_governance::Outcome;
 use kamachiq_policy::Action;
 use kamachiq_store::{Change, NewAction};
@@ -735,4 +735,98 @@ async fn the_approvals_inbox_is_decided_by_approvers_as_themselves() {
         .json();
     assert_eq!(requeue["items"][0]["deliverable"], "b");
     assert_eq!(requeue["items"][0]["next_retry_at"], Value::Null);
+}
+
+/// A proposal drafted at L3+ is withdrawn when a breaker reverts the tenant to L3 under it: it
+/// leaves the pending list, and approving it is a 409 that says it was withdrawn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revert_withdraws_the_pending_proposal_and_it_takes_no_approval() {
+    let cast = Cast::new().await;
+    let server = &cast.server;
+    let lead = server
+        .token("tenant-a", "lead.ana", &[Role::TechLead])
+        .await;
+    cast.govern(json!({"phase": "L3+"})).await;
+    measured_facts(&cast).await;
+    attest(&cast, &lead, &ALL_BUT_TRAINING).await;
+    // As if the tenant had been at L3+ for its whole validation period (14 days): set where
+    // the phase started, through the store, the one thing a test cannot wait for.
+    let engine = server.state.engine();
+    let governed = engine.store().governance(&tenant()).await.unwrap().unwrap();
+    let mut state = governed.state.clone();
+    let started = Timestamp::from_millis(engine.now().as_millis() - 15 * 24 * 3_600_000);
+    state.phase_started_at = started;
+    state.validation_ends_at = Some(started.plus(Duration::from_secs(14 * 24 * 3600)));
+    let audit = kamachiq_store::AuditEntry {
+        tenant: tenant(),
+        actor: "test".into(),
+        action: "phase_backdated".into(),
+        subject: "tenant-a".into(),
+        detail: json!({}),
+    };
+    engine
+        .store()
+        .save_governance(
+            &tenant(),
+            governed.version,
+            &state,
+            &governed.settings,
+            &audit,
+            engine.now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+
+    let report = server
+        .post("/api/governance/run-cycle", &cast.operator)
+        .await
+        .json();
+    let proposal = &report["proposal"];
+    assert_eq!(
+        (&proposal["fromPhase"], &proposal["targetPhase"]),
+        (&json!("L3+"), &json!("L4")),
+        "{report:#}"
+    );
+    let id = proposal["id"].as_str().unwrap().to_owned();
+
+    let reply = server
+        .post_json(
+            "/api/governance/incidents",
+            &cast.operator,
+            &json!({"actionType": "merge", "description": "a merge broke production"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    let deadline = Instant::now() + RUN_DEADLINE;
+    let withdrawn = loop {
+        let p = server
+            .get(&format!("/api/governance/proposals/{id}"), &cast.viewer)
+            .await
+            .json();
+        if p["status"] != "pending" || Instant::now() > deadline {
+            break p;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(withdrawn["status"], "withdrawn", "{withdrawn:#}");
+    assert_eq!(
+        server
+            .get("/api/governance/proposals", &cast.viewer)
+            .await
+            .json(),
+        json!([])
+    );
+    let problem = server
+        .post_json(
+            &format!("/api/governance/proposals/{id}/approve"),
+            &lead,
+            &json!({}),
+        )
+        .await
+        .problem(StatusCode::CONFLICT, "proposal_closed");
+    assert_eq!(
+        problem["detail"],
+        format!("proposal `{id}` is withdrawn already; it takes no more decisions")
+    );
 }
