@@ -209,15 +209,12 @@ impl Store {
     ) -> Result<Option<u32>, Error> {
         let mut tx = self.begin_write().await?;
         let Some(version) = self
-            .update_governance(&mut tx, tenant, expected, state, settings, at)
+            .write_governance(&mut tx, tenant, expected, (state, settings), &[audit], at)
             .await?
         else {
             tx.rollback().await?;
             return Ok(None);
         };
-        self.append_audit(&mut tx, at.as_millis(), &[audit]).await?;
-        self.withdraw_stale_proposals(&mut tx, state.current_phase, audit, at)
-            .await?;
         tx.commit().await?;
         Ok(Some(version))
     }
@@ -250,13 +247,17 @@ impl Store {
         count(&row, "version").map(Some)
     }
 
-    pub(crate) async fn update_governance(
+    /// Writes the tenant's state and settings if its governance is still at version `expected`
+    /// (compare-and-set), then `audits` (the change, last its cause), then withdraws what the
+    /// change left stale: every write of a governance state goes through here. Returns the new
+    /// version, or `None` when the version moved (nothing was written; the caller rolls back).
+    pub(crate) async fn write_governance(
         &self,
         tx: &mut Transaction<'static, Any>,
         tenant: &TenantId,
         expected: u32,
-        state: &GovernanceState,
-        settings: &Settings,
+        (state, settings): (&GovernanceState, &Settings),
+        audits: &[&AuditEntry],
         at: Timestamp,
     ) -> Result<Option<u32>, Error> {
         let row = sqlx::query(self.sql.update_governance.sql())
@@ -267,7 +268,15 @@ impl Store {
             .bind(i64::from(expected))
             .fetch_optional(&mut **tx)
             .await?;
-        row.map(|r| count(&r, "version")).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        self.append_audit(tx, at.as_millis(), audits).await?;
+        if let Some(cause) = audits.last() {
+            self.withdraw_stale_proposals(tx, state.current_phase, cause, at)
+                .await?;
+        }
+        count(&row, "version").map(Some)
     }
 
     /// Withdraws the tenant's pending proposals that no longer fit its `phase` (it was reverted,
@@ -275,7 +284,7 @@ impl Store {
     /// the phase, and as done by its actor: otherwise one would wait forever, unapprovable,
     /// and keep the weekly cycle from drafting the next. A draft that cannot be read is left
     /// alone (and logged) rather than fail the change, which may be a breaker's revert.
-    pub(crate) async fn withdraw_stale_proposals(
+    async fn withdraw_stale_proposals(
         &self,
         tx: &mut Transaction<'static, Any>,
         phase: Phase,
@@ -452,20 +461,6 @@ impl Store {
         let tenant = &expected.tenant;
         let at = event.at;
         let mut tx = self.begin_write().await?;
-        let Some(version) = self
-            .update_governance(
-                &mut tx,
-                tenant,
-                expected.version,
-                state,
-                &expected.settings,
-                at,
-            )
-            .await?
-        else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
         sqlx::query(self.sql.insert_breaker_event.sql())
             .bind(event.id.as_str())
             .bind(tenant.as_str())
@@ -492,10 +487,20 @@ impl Store {
                 "paused": state.paused_actions,
             }),
         };
-        self.append_audit(&mut tx, at.as_millis(), &[&audit])
-            .await?;
-        self.withdraw_stale_proposals(&mut tx, state.current_phase, &audit, at)
-            .await?;
+        let Some(version) = self
+            .write_governance(
+                &mut tx,
+                tenant,
+                expected.version,
+                (state, &expected.settings),
+                &[&audit],
+                at,
+            )
+            .await?
+        else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
         let mut run_event = None;
         if let Some(run) = &event.run {
             let mut events = self
@@ -580,20 +585,6 @@ impl Store {
                 at: earlier.resolved_at.unwrap_or(earlier.at),
             });
         }
-        let Some(version) = self
-            .update_governance(
-                &mut tx,
-                tenant,
-                expected.version,
-                state,
-                &expected.settings,
-                at,
-            )
-            .await?
-        else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
         let audit = AuditEntry {
             tenant: tenant.clone(),
             actor: by.to_owned(),
@@ -605,8 +596,20 @@ impl Store {
                     .filter(|a| !state.paused_actions.contains(a)).collect::<Vec<_>>(),
             }),
         };
-        self.append_audit(&mut tx, at.as_millis(), &[&audit])
-            .await?;
+        let Some(version) = self
+            .write_governance(
+                &mut tx,
+                tenant,
+                expected.version,
+                (state, &expected.settings),
+                &[&audit],
+                at,
+            )
+            .await?
+        else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
         tx.commit().await?;
         Ok(Some(version))
     }

@@ -196,12 +196,12 @@ impl Store {
         }
         if let Some((governed, state)) = advance {
             let saved = self
-                .update_governance(
+                .write_governance(
                     &mut tx,
                     &governed.tenant,
                     governed.version,
-                    state,
-                    &governed.settings,
+                    (state, &governed.settings),
+                    audits,
                     at,
                 )
                 .await?;
@@ -209,11 +209,8 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(false);
             }
-        }
-        self.append_audit(&mut tx, at.as_millis(), audits).await?;
-        if let (Some((_, state)), Some(cause)) = (advance, audits.last()) {
-            self.withdraw_stale_proposals(&mut tx, state.current_phase, cause, at)
-                .await?;
+        } else {
+            self.append_audit(&mut tx, at.as_millis(), audits).await?;
         }
         tx.commit().await?;
         Ok(true)
